@@ -1,0 +1,49 @@
+# rsvm: top-level build.
+#
+#   make run     build everything on first use, boot the guest with the GPU
+#                model, load rsvm and run the demo
+#   make check   build, then run every test: host cargo tests, lints, and the
+#                guest tests (IGT-style tests and the kernel's hmm-tests);
+#                ends with "N passed, N failed"
+#
+# Everything downloaded or built lives in build/ (ignored by git); a second
+# make only redoes what changed.
+
+BUILD ?= $(CURDIR)/build
+export BUILD
+export CARGO_TARGET_DIR := $(BUILD)/target
+
+# make CLIPPY=1 runs clippy on the kernel's Rust code, the driver included.
+ifneq ($(CLIPPY),)
+export CLIPPY
+endif
+
+.PHONY: all setup kernel model initramfs run check clean distclean
+
+all: initramfs model
+
+setup:
+	@scripts/setup-host.sh
+
+kernel: setup
+	@scripts/kernel.sh
+
+model: setup
+	@cargo build --release --quiet --workspace
+
+initramfs: kernel
+	@scripts/initramfs.sh
+
+run: all
+	@scripts/vm.py demo
+
+check: all
+	@scripts/check.py
+
+clean:
+	rm -rf $(BUILD)/kbuild $(BUILD)/target $(BUILD)/guest $(BUILD)/initramfs* $(BUILD)/bzImage $(BUILD)/modroot $(BUILD)/stamps/kernel-config
+
+# Also forgets the downloads, the tools and the QEMU chroot.
+distclean:
+	-scripts/chroot.sh umount
+	rm -rf --one-file-system $(BUILD)

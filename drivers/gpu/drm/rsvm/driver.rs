@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI probe and the DRM driver.
+
+use kernel::{
+    device::{Core, DeviceContext},
+    drm::{self, gem, ioctl},
+    pci,
+    prelude::*,
+    sync::Arc,
+};
+
+use crate::{
+    file::File,
+    gem::RsvmObject,
+    gpu::Gpu,
+    irq::{self, Msix},
+};
+
+/// PCI device ID of the GV100-subset model (vendor `PCI_VENDOR_ID_RSVM`).
+pub(crate) const PCI_DEVICE_ID_RSVM_GV100: u32 = 0x564d;
+
+/// The PCI driver.
+pub(crate) struct RsvmPciDriver;
+
+/// The DRM driver.
+pub(crate) struct RsvmDriver;
+
+/// The DRM device of this driver.
+pub(crate) type RsvmDevice<Ctx = drm::Normal> = drm::Device<RsvmDriver, Ctx>;
+
+/// Data that ioctls reach while the device is registered.
+pub(crate) struct RsvmRegData<'bound> {
+    pub(crate) gpu: Arc<Gpu<'bound>>,
+}
+
+/// Everything a bound device owns.
+///
+/// Field order is drop order: the DRM device is unplugged first (waiting for
+/// ioctls in flight), then the interrupt is freed, then the GPU is released.
+#[pin_data]
+pub(crate) struct RsvmPci<'bound> {
+    _reg: drm::Registration<'bound, RsvmDriver>,
+    #[pin]
+    irq: Msix<'bound, irq::Handler<'bound>>,
+    gpu: Arc<Gpu<'bound>>,
+}
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <RsvmPciDriver as pci::Driver>::IdInfo,
+    [(
+        pci::DeviceId::from_id(pci::Vendor::RSVM, PCI_DEVICE_ID_RSVM_GV100),
+        ()
+    )]
+);
+
+const INFO: drm::DriverInfo = drm::DriverInfo {
+    major: 0,
+    minor: 1,
+    patchlevel: 0,
+    name: c"rsvm",
+    desc: c"GPU shared virtual memory through HMM",
+};
+
+impl pci::Driver for RsvmPciDriver {
+    type IdInfo = ();
+    type Data<'bound> = RsvmPci<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pin_init::pin_init_scope(move || {
+            pdev.enable_device_mem()?;
+            pdev.set_master();
+
+            let gpu = Arc::new(Gpu::new(pdev)?, GFP_KERNEL)?;
+            let drm = drm::UnregisteredDevice::<RsvmDriver>::new(pdev, Ok(()))?;
+            let handler = irq::Handler { gpu: gpu.clone() };
+
+            Ok(try_pin_init!(RsvmPci {
+                // SAFETY: `irq` is a pinned field of the driver data, dropped
+                // when the device is unbound and never forgotten.
+                irq <- unsafe { Msix::new(pdev, c"rsvm", Ok::<_, Error>(handler)) },
+                _: {
+                    irq.handler().gpu.enable_interrupts();
+                    irq.handler().gpu.interrupt_self_test()?;
+                },
+                // SAFETY: `_reg` is stored in the driver data and dropped when
+                // the device is unbound; it is never forgotten.
+                _reg: unsafe {
+                    drm::Registration::new(
+                        pdev.as_ref(),
+                        drm,
+                        RsvmRegData { gpu: gpu.clone() },
+                        0,
+                    )?
+                },
+                gpu,
+            }))
+        })
+    }
+
+    fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        this.gpu.disable_interrupts();
+    }
+}
+
+#[vtable]
+impl drm::Driver for RsvmDriver {
+    type Data = ();
+    type RegistrationData<'a> = RsvmRegData<'a>;
+    type File = File;
+    type Object = gem::Object<RsvmObject>;
+    type ParentDevice<Ctx: DeviceContext> = pci::Device<Ctx>;
+
+    const INFO: drm::DriverInfo = INFO;
+    const FEAT_RENDER: bool = true;
+
+    kernel::declare_drm_ioctls! {
+        (RSVM_GET_PARAM, drm_rsvm_get_param, ioctl::RENDER_ALLOW, File::get_param),
+    }
+}

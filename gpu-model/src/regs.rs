@@ -1,0 +1,40 @@
+//! BAR0 register offsets, as in `Documentation/gpu/rsvm/hardware.rst`.
+//!
+//! Offsets follow NVIDIA open-gpu-doc's GV100 manuals unless marked
+//! model-private.
+
+/// Size of the BAR0 register aperture.
+pub const BAR0_SIZE: u64 = 16 << 20;
+
+/// `NV_PMC_BOOT_0`: chip identification (`dev_master.ref`).
+pub const NV_PMC_BOOT_0: u64 = 0x0000_0000;
+/// `NV_PMC_INTR(0)`: pending interrupts, one bit per unit.
+pub const NV_PMC_INTR_0: u64 = 0x0000_0100;
+/// `NV_PMC_INTR_EN(0)`: interrupt enable mask.
+pub const NV_PMC_INTR_EN_0: u64 = 0x0000_0140;
+/// `NV_PMC_INTR_EN_SET(0)`: write 1 to enable.
+pub const NV_PMC_INTR_EN_SET_0: u64 = 0x0000_0160;
+/// `NV_PMC_INTR_EN_CLEAR(0)`: write 1 to disable.
+pub const NV_PMC_INTR_EN_CLEAR_0: u64 = 0x0000_0180;
+/// `NV_PBUS_SW_SCRATCH(i)`: 64 software scratch registers (`dev_bus.ref`).
+pub const NV_PBUS_SW_SCRATCH: u64 = 0x0000_1400;
+/// Number of scratch registers.
+pub const NV_PBUS_SW_SCRATCH_COUNT: u64 = 64;
+/// `NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE`: local memory size.
+pub const NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE: u64 = 0x0010_0ce0;
+
+/// Model-private: write bit 0 to raise the software interrupt.
+pub const RSVM_SWINTR_TRIGGER: u64 = 0x00fe_0100;
+/// Model-private: software interrupt pending (bit 0), write 1 to clear.
+pub const RSVM_SWINTR_STATUS: u64 = 0x00fe_0104;
+
+/// `NV_PMC_INTR(0)` bit of the model-private software interrupt unit.
+pub const PMC_INTR_SOFTWARE: u32 = 1 << 31;
+
+/// What reads of unimplemented registers return: the pattern NVIDIA GPUs
+/// give for a PRI access that no unit claimed.
+pub const PRI_ERROR: u32 = 0xbadf_5040;
+
+/// `NV_PMC_BOOT_0` of the model: architecture 0x1f (model-private, no real
+/// chip uses it), implementation 0, revision A1.
+pub const BOOT_0_VALUE: u32 = (0x1f << 24) | 0xa1;

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * TEST: rsvm_basic
+ * Category: Core
+ * Description: The rsvm driver binds the GPU model, registers a DRM device
+ *   with a render node, reports the model's configuration through
+ *   GET_PARAM, rejects bad input, and can be unbound, rebound, unloaded and
+ *   reloaded without leaking.
+ *
+ * SUBTEST: render-node
+ * Description: the driver bound the device and created card and render nodes.
+ * SUBTEST: getparam-values
+ * Description: GET_PARAM reports what the model was configured with.
+ * SUBTEST: getparam-primary-node
+ * Description: GET_PARAM works on the primary node too.
+ * SUBTEST: getparam-invalid
+ * Description: unknown parameters and non-zero padding give -EINVAL.
+ * SUBTEST: getparam-bad-pointer
+ * Description: a bad argument pointer gives -EFAULT.
+ * SUBTEST: unknown-ioctl
+ * Description: a driver ioctl number past the table gives -EINVAL.
+ * SUBTEST: unbind-rebind
+ * Description: 3x unbind and rebind through sysfs; an fd held across an
+ *   unbind gets -ENODEV; nothing leaks.
+ * SUBTEST: module-reload
+ * Description: 3x rmmod and modprobe; nothing leaks.
+ */
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "igt.h"
+#include "rsvm.h"
+
+#define KMEMLEAK "/sys/kernel/debug/kmemleak"
+
+static void kmemleak_write(const char *cmd)
+{
+	int fd = open(KMEMLEAK, O_WRONLY);
+
+	igt_assert_f(fd >= 0, "kmemleak is not available\n");
+	igt_assert(write(fd, cmd, strlen(cmd)) == (ssize_t)strlen(cmd));
+	close(fd);
+}
+
+/* Reports leaks since the last clear; returns how many. */
+static int kmemleak_leaks(void)
+{
+	static char buf[1 << 16];
+	int n;
+
+	kmemleak_write("scan");
+	igt_assert(read_file(KMEMLEAK, buf, sizeof(buf)) == 0);
+	n = count_lines(KMEMLEAK, "unreferenced object");
+	if (n)
+		igt_info("kmemleak:\n%s", buf);
+	return n;
+}
+
+/* What the driver holds while bound, to compare before and after. */
+struct held {
+	int iomem, irqs, nodes;
+};
+
+static struct held held_now(void)
+{
+	char p[300];
+	struct held h = {
+		.iomem = count_lines("/proc/iomem", "rsvm"),
+		.irqs = count_lines("/proc/interrupts", "rsvm"),
+		.nodes = !!rsvm_node_path(false, p, sizeof(p)) + !!rsvm_node_path(true, p, sizeof(p)),
+	};
+	return h;
+}
+
+static void assert_bound(void)
+{
+	struct held h = held_now();
+	uint64_t v;
+	int fd;
+
+	igt_assert_eq(h.iomem, 1);
+	igt_assert_eq(h.irqs, 1);
+	igt_assert_eq(h.nodes, 2);
+	fd = rsvm_open(false);
+	igt_assert_f(fd >= 0, "no render node after bind\n");
+	igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_VA_BITS, &v), 0);
+	igt_assert_eq(v, 49);
+	close(fd);
+}
+
+static void assert_unbound(void)
+{
+	struct held h = held_now();
+
+	igt_assert_eq(h.iomem, 0);
+	igt_assert_eq(h.irqs, 0);
+	igt_assert_eq(h.nodes, 0);
+}
+
+igt_main
+{
+	static int fd = -1; /* static: it changes across setjmp */
+
+	igt_fixture {
+		fd = rsvm_open(false);
+		igt_require_f(fd >= 0, "no rsvm render node\n");
+	}
+
+	igt_subtest("render-node") {
+		char path[300], buf[64];
+		struct drm_version v = { .name = buf, .name_len = sizeof(buf) - 1 };
+
+		igt_assert(rsvm_node_path(false, path, sizeof(path)));
+		igt_assert(!strncmp(path, "/dev/dri/renderD", 16));
+		igt_assert(rsvm_node_path(true, path, sizeof(path)));
+		memset(buf, 0, sizeof(buf));
+		igt_assert_eq(ioctl(fd, DRM_IOCTL_VERSION, &v), 0);
+		igt_assert_f(!strcmp(buf, "rsvm"), "driver name %s\n", buf);
+	}
+
+	igt_subtest("getparam-values") {
+		uint64_t v, want_vram = cmdline_u64("rsvm_test.vram_mib", 0) << 20;
+		char addr[64], path[300], rev[16];
+
+		igt_require_f(want_vram, "rsvm_test.vram_mib not on the command line\n");
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_VRAM_SIZE, &v), 0);
+		igt_assert_eq_u64(v, want_vram);
+
+		/* BOOT_0 carries the same revision as PCI config space. */
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_CHIP_ID, &v), 0);
+		igt_assert_eq_u64(v >> 24, 0x1f);
+		igt_assert(rsvm_pci_address(addr, sizeof(addr)));
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/revision", addr);
+		igt_assert_eq(read_file(path, rev, sizeof(rev)), 0);
+		igt_assert_eq_u64(v & 0xff, strtoull(rev, NULL, 0));
+
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_VA_BITS, &v), 0);
+		igt_assert_eq_u64(v, 49);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_PAGE_SIZES, &v), 0);
+		igt_assert_eq_u64(v, (1ull << 12) | (1ull << 16) | (1ull << 21));
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_UAPI_VERSION, &v), 0);
+		igt_assert_eq_u64(v, DRM_RSVM_UAPI_VERSION);
+	}
+
+	igt_subtest("getparam-primary-node") {
+		uint64_t a, b;
+		int card = rsvm_open(true);
+
+		igt_assert(card >= 0);
+		igt_assert_eq(rsvm_get_param(card, DRM_RSVM_PARAM_VRAM_SIZE, &a), 0);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_VRAM_SIZE, &b), 0);
+		igt_assert_eq_u64(a, b);
+		close(card);
+	}
+
+	igt_subtest("getparam-invalid") {
+		struct drm_rsvm_get_param p = { .param = DRM_RSVM_PARAM_UAPI_VERSION + 1 };
+		uint64_t v;
+
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_UAPI_VERSION + 1, &v), -EINVAL);
+		igt_assert_eq(rsvm_get_param(fd, 0xffffffff, &v), -EINVAL);
+		p.param = DRM_RSVM_PARAM_VRAM_SIZE;
+		p.pad = 1;
+		p.value = 0x1234;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_GET_PARAM, &p), EINVAL);
+		igt_assert_eq_u64(p.value, 0x1234);
+	}
+
+	igt_subtest("getparam-bad-pointer") {
+		void *unmapped = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		igt_assert(unmapped != MAP_FAILED);
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_GET_PARAM, NULL), EFAULT);
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_GET_PARAM, (void *)8), EFAULT);
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_GET_PARAM, unmapped), EFAULT);
+		munmap(unmapped, 4096);
+	}
+
+	igt_subtest("unknown-ioctl") {
+		struct drm_rsvm_get_param p = { 0 };
+		unsigned long nr = DRM_IOWR(DRM_COMMAND_BASE + 0x3f, struct drm_rsvm_get_param);
+
+		igt_assert_errno(ioctl(fd, nr, &p), EINVAL);
+	}
+
+	igt_subtest("unbind-rebind") {
+		char addr[64];
+		uint64_t v;
+
+		igt_assert(rsvm_pci_address(addr, sizeof(addr)));
+		close(fd);
+		fd = -1;
+		assert_bound();
+		kmemleak_write("clear");
+		for (int i = 0; i < 3; i++) {
+			int held = rsvm_open(false);
+
+			igt_assert(held >= 0);
+			igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/unbind", addr), 0);
+			assert_unbound();
+			/* The device is gone; the open file stays valid but inert. */
+			igt_assert_eq(rsvm_get_param(held, DRM_RSVM_PARAM_VA_BITS, &v), -ENODEV);
+			close(held);
+			igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/bind", addr), 0);
+			assert_bound();
+		}
+		igt_assert_eq(kmemleak_leaks(), 0);
+		fd = rsvm_open(false);
+	}
+
+	igt_subtest("module-reload") {
+		close(fd);
+		fd = -1;
+		assert_bound();
+		kmemleak_write("clear");
+		for (int i = 0; i < 3; i++) {
+			igt_assert_eq(run("rmmod rsvm"), 0);
+			assert_unbound();
+			igt_assert_eq(run("modprobe rsvm"), 0);
+			assert_bound();
+		}
+		igt_assert_eq(kmemleak_leaks(), 0);
+		fd = rsvm_open(false);
+	}
+
+	igt_fixture {
+		if (fd >= 0)
+			close(fd);
+	}
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs every test of the project and prints 'N passed, N failed'.
+
+1. host: `cargo test` of the workspace (the GPU model and userspace crates)
+2. lints: rustfmt on the driver and the crates, checkpatch on C sources
+3. guest: boot with the model; IGT-style tests, then the kernel's hmm-tests
+Each test is one line in the summary; the last line is the count.
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+KSRC = os.path.join(BUILD, "linux-7.3.4")
+
+results = []  # (name, passed: True/False/None for skipped, note)
+
+
+def record(name, passed, note=""):
+    results.append((name, passed, note))
+    tag = {True: "PASS", False: "FAIL", None: "SKIP"}[passed]
+    print(f"{tag} {name}{'  (' + note + ')' if note and passed is not True else ''}", flush=True)
+
+
+def cargo_tests():
+    t0 = time.monotonic()
+    p = subprocess.run(["cargo", "test", "--workspace", "--release", "--", "--test-threads=2"],
+                       cwd=TOP, capture_output=True, text=True)
+    seen = 0
+    for line in p.stdout.splitlines():
+        m = re.match(r"^test (\S+) \.\.\. (ok|FAILED|ignored)", line)
+        if m:
+            seen += 1
+            record(f"cargo/{m.group(1)}", {"ok": True, "FAILED": False, "ignored": None}[m.group(2)])
+    if p.returncode != 0 or seen == 0:
+        sys.stdout.write(p.stdout[-4000:] + p.stderr[-4000:])
+        record("cargo/test-run", False, f"cargo test exited {p.returncode}")
+    print(f"[rsvm] cargo test: {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+def lints():
+    driver = sorted(glob.glob(os.path.join(TOP, "drivers/gpu/drm/rsvm/**/*.rs"), recursive=True))
+    p = subprocess.run(["rustfmt", "--check", "--edition", "2021",
+                        "--config-path", os.path.join(KSRC, ".rustfmt.toml"), *driver],
+                       capture_output=True, text=True)
+    record("lint/rustfmt-driver", p.returncode == 0, p.stdout[:2000])
+    p = subprocess.run(["cargo", "fmt", "--all", "--check"], cwd=TOP, capture_output=True, text=True)
+    record("lint/rustfmt-crates", p.returncode == 0, p.stdout[:2000])
+    csrc = sorted(glob.glob(os.path.join(TOP, "igt-tests/**/*.[ch]"), recursive=True)
+                  + glob.glob(os.path.join(TOP, "tools/*.c")) + [os.path.join(TOP, "uapi/rsvm_drm.h")])
+    p = subprocess.run([os.path.join(KSRC, "scripts/checkpatch.pl"), "--no-tree", "--quiet",
+                        "--show-types", "--ignore", "SPDX_LICENSE_TAG,NEW_TYPEDEFS,PREFER_KERNEL_TYPES,"
+                        "SPLIT_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO,QUOTED_WHITESPACE_BEFORE_NEWLINE,COMPLEX_MACRO,MACRO_WITH_FLOW_CONTROL,TRAILING_SEMICOLON,"
+                        "FILE_PATH_CHANGES,MULTISTATEMENT_MACRO_USE_DO_WHILE,SINGLE_STATEMENT_DO_WHILE_MACRO,"
+                        "MACRO_ARG_REUSE,MACRO_ARG_PRECEDENCE", "-f", *csrc],
+                       capture_output=True, text=True)
+    record("lint/checkpatch", p.returncode == 0, (p.stdout + p.stderr)[:3000])
+    p = subprocess.run([os.path.join(TOP, "scripts", "kernel.sh"), "clippy"], capture_output=True, text=True)
+    record("lint/clippy-driver", p.returncode == 0, (p.stdout + p.stderr)[-3000:])
+
+
+def guest():
+    out = os.path.join(BUILD, "run", "check-results.json")
+    if os.path.exists(out):
+        os.unlink(out)
+    vram = os.environ.get("RSVM_CHECK_VRAM_MIB", "384")
+    log = os.path.join(BUILD, "run", "check-console.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "w") as f:
+        p = subprocess.run([os.path.join(TOP, "scripts", "vm.py"), "check", "--quiet",
+                            "--vram-mib", vram, "--json", out], stdout=f, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(p.stderr)
+    if not os.path.exists(out):
+        record("guest/boot", False, f"vm.py exited {p.returncode}; see {log}")
+        return
+    with open(out) as f:
+        for name, passed, note in json.load(f):
+            record(name, passed, note)
+
+
+def main():
+    t0 = time.monotonic()
+    cargo_tests()
+    lints()
+    guest()
+    failed = [r for r in results if r[1] is False]
+    skipped = [r for r in results if r[1] is None]
+    passed = [r for r in results if r[1] is True]
+    if failed:
+        print("\nFailures:")
+        for name, _, note in failed:
+            print(f"  {name}: {note.strip()[:500]}")
+    print(f"[rsvm] check took {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    print(f"{len(passed)} passed, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

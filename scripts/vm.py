@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Boot the rsvm guest next to the GPU model and judge what happened.
+
+    vm.py demo                 boot, load rsvm, print the device's parameters
+    vm.py check [--json F]     boot, run the guest tests, write results to F
+
+The model (host side) listens on a vfio-user socket; QEMU (TCG, in the
+trixie chroot) connects to it. The serial console goes to build/run/serial.log.
+A run fails on timeout, on a kernel oops/BUG/WARNING/leak report, when the
+driver does not load, or when the guest does not reach its end marker.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+RUN = os.path.join(BUILD, "run")  # bind-mounted as /run/rsvm in the chroot
+CHROOT = os.path.join(BUILD, "chroot")
+MODEL = os.path.join(BUILD, "target", "release", "rsvm-gpu")
+
+# What in a guest kernel log means the run is broken, whatever the tests say.
+KERNEL_FAILURES = [
+    (re.compile(r"\bBUG:"), "kernel BUG"),
+    (re.compile(r"\bWARNING:"), "kernel WARNING"),
+    (re.compile(r"\bOops\b|general protection fault"), "kernel oops"),
+    (re.compile(r"Kernel panic"), "kernel panic"),
+    (re.compile(r"KASAN:|UBSAN:"), "sanitizer report"),
+    (re.compile(r"kmemleak: \d+ new suspected memory leaks"), "kmemleak report"),
+    (re.compile(r"RSVM-FATAL: (.*)"), None),
+]
+
+SUBTEST = re.compile(r"^Subtest (\S+): (SUCCESS|FAIL|SKIP|CRASH)")
+BINARY = re.compile(r"^RSVM-TEST-BINARY: (\S+)")
+TAP = re.compile(r"^(ok|not ok) \d+ (\S+)(.*)$")
+
+
+def log(msg):
+    print(f"[rsvm] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def start_model(vram_mib):
+    if not os.access(MODEL, os.X_OK):
+        raise SystemExit(f"[rsvm] error: the GPU model {MODEL} is missing (build it with make)")
+    sock = os.path.join(RUN, "gpu.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    mlog = open(os.path.join(RUN, "model.log"), "w")
+    proc = subprocess.Popen([MODEL, "--socket", sock, "--vram-mib", str(vram_mib)],
+                            stdout=mlog, stderr=subprocess.STDOUT)
+    for _ in range(100):
+        if os.path.exists(sock):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("[rsvm] error: the GPU model did not start; see build/run/model.log")
+
+
+def qemu_cmd(mode, vram_mib, mem_mib, extra_append):
+    append = (f"console=ttyS0 panic=-1 oops=panic loglevel=6 rsvm_guest.mode={mode} "
+              f"rsvm_test.vram_mib={vram_mib} {extra_append}").strip()
+    dev = json.dumps({"driver": "vfio-user-pci", "rombar": 0,
+                      "socket": {"type": "unix", "path": "/run/rsvm/gpu.sock"}})
+    return ["chroot", CHROOT, "qemu-system-x86_64",
+            "-machine", "q35,memory-backend=mem", "-accel", "tcg,thread=multi",
+            "-cpu", "max", "-smp", "2", "-m", f"{mem_mib}M",
+            "-object", f"memory-backend-memfd,id=mem,size={mem_mib}M,share=on",
+            "-device", dev,
+            "-kernel", "/run/rsvm/bzImage", "-initrd", "/run/rsvm/initramfs.cpio",
+            "-append", append,
+            "-nodefaults", "-display", "none", "-monitor", "none",
+            "-serial", "file:/run/rsvm/serial.log", "-no-reboot"]
+
+
+def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
+    """Runs one guest; returns (serial log text, problems)."""
+    for f in ("bzImage", "initramfs.cpio"):
+        if not os.path.exists(os.path.join(BUILD, f)):
+            raise SystemExit(f"[rsvm] error: build/{f} is missing (run make)")
+    sh(os.path.join(TOP, "scripts", "chroot.sh"), "mount")
+    problems = []
+    model = qemu = None
+    serial = os.path.join(RUN, "serial.log")
+    try:
+        for f in ("bzImage", "initramfs.cpio"):
+            shutil.copyfile(os.path.join(BUILD, f), os.path.join(RUN, f))
+        open(serial, "w").close()
+        model = start_model(vram_mib)
+        qlog = open(os.path.join(RUN, "qemu.log"), "w")
+        qemu = subprocess.Popen(qemu_cmd(mode, vram_mib, mem_mib, extra_append),
+                                stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        pos = 0
+        while True:
+            with open(serial, errors="replace") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+            if chunk and echo:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            if qemu.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                problems.append(f"timeout: the guest ran longer than {timeout} s")
+                os.killpg(qemu.pid, signal.SIGKILL)
+                qemu.wait()
+                break
+            time.sleep(0.2)
+        with open(serial, errors="replace") as f:
+            f.seek(pos)
+            rest = f.read()
+        if rest and echo:
+            sys.stdout.write(rest)
+        if qemu.returncode not in (0, -9):
+            problems.append(f"QEMU exited with status {qemu.returncode}; see build/run/qemu.log")
+    finally:
+        if qemu and qemu.poll() is None:
+            os.killpg(qemu.pid, signal.SIGKILL)
+            qemu.wait()
+        if model:
+            try:
+                model.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                model.kill()
+                model.wait()
+        subprocess.run([os.path.join(TOP, "scripts", "chroot.sh"), "umount"], check=False)
+    with open(serial, errors="replace") as f:
+        text = f.read()
+    for pat, what in KERNEL_FAILURES:
+        for m in pat.finditer(text):
+            problems.append(what or m.group(1))
+            break
+    if "RSVM-GUEST-DONE" not in text:
+        problems.append("the guest did not reach its end marker")
+    return text, problems
+
+
+def load_hmm_expectations():
+    """igt-tests/hmm-tests.expected: 'name outcome # why', outcome fail|skip."""
+    exp = {}
+    with open(os.path.join(TOP, "igt-tests", "hmm-tests.expected")) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, outcome = line.split()
+                exp[name] = outcome
+    return exp
+
+
+def judge_check(text):
+    """Turns the serial log of a check run into [(name, passed, note)]."""
+    results = []
+    binary = None
+    hmm = False
+    expected = load_hmm_expectations()
+    seen_hmm = set()
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if m := BINARY.match(line):
+            binary = m.group(1)
+        elif m := SUBTEST.match(line):
+            name, res = f"{binary}/{m.group(1)}", m.group(2)
+            if res == "SKIP":
+                results.append((name, None, "skipped"))
+            else:
+                results.append((name, res == "SUCCESS", res))
+        elif line.startswith("RSVM-HMM-TESTS-BEGIN"):
+            hmm = True
+        elif line.startswith("RSVM-HMM-TESTS-END"):
+            hmm = False
+        elif hmm and (m := TAP.match(line)):
+            ok, name, rest = m.group(1) == "ok", m.group(2), m.group(3)
+            outcome = "skip" if "# SKIP" in rest else ("pass" if ok else "fail")
+            want = expected.get(name, "pass")
+            seen_hmm.add(name)
+            results.append((f"hmm-tests/{name}", outcome == want,
+                            outcome if outcome == want else f"{outcome}, expected {want}"))
+    for name in sorted(set(expected) - seen_hmm):
+        results.append((f"hmm-tests/{name}", False, "listed in hmm-tests.expected but did not run"))
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["demo", "check"])
+    ap.add_argument("--vram-mib", type=int, default=256)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--json", help="check: write [name, passed, note] results here")
+    ap.add_argument("--quiet", action="store_true", help="do not echo the serial console")
+    args = ap.parse_args()
+
+    os.makedirs(RUN, exist_ok=True)
+    t0 = time.monotonic()
+    text, problems = boot(args.mode, args.vram_mib, args.timeout, echo=not args.quiet)
+    log(f"guest finished in {time.monotonic() - t0:.1f} s")
+
+    if args.mode == "demo":
+        for p in problems:
+            log(f"FAILED: {p}")
+        return 1 if problems else 0
+
+    results = judge_check(text)
+    results += [(f"guest/{p}", False, "see build/run/serial.log") for p in problems]
+    if not any(n.startswith("hmm-tests/") for n, _, _ in results):
+        results.append(("hmm-tests", False, "hmm-tests did not run"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0 if all(p is not False for _, p, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
