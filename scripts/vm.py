@@ -5,7 +5,9 @@
     vm.py check [--json F]     boot, run the guest tests, write results to F
 
 The model (host side) listens on a vfio-user socket; QEMU (TCG, in the
-trixie chroot) connects to it. The serial console goes to build/run/serial.log.
+trixie chroot) connects to it. The kernel console (ttyS0) goes to
+build/run/serial.log; the guest's userspace (init and the tests) prints to
+ttyS1, build/run/guest.log, so kernel messages never split a result line.
 A run fails on timeout, on a kernel oops/BUG/WARNING/leak report, when the
 driver does not load, or when the guest does not reach its end marker.
 """
@@ -39,6 +41,7 @@ KERNEL_FAILURES = [
 
 SUBTEST = re.compile(r"^Subtest (\S+): (SUCCESS|FAIL|SKIP|CRASH)")
 BINARY = re.compile(r"^RSVM-TEST-BINARY: (\S+)")
+EXPECT = re.compile(r"^RSVM-EXPECT: (\S+)")
 TAP = re.compile(r"^(ok|not ok) \d+ (\S+)(.*)$")
 
 
@@ -70,7 +73,7 @@ def start_model(vram_mib):
 
 
 def qemu_cmd(mode, vram_mib, mem_mib, extra_append):
-    append = (f"console=ttyS0 panic=-1 oops=panic loglevel=6 rsvm_guest.mode={mode} "
+    append = (f"console=ttyS0 panic=-1 oops=panic loglevel=7 rsvm_guest.mode={mode} "
               f"rsvm_test.vram_mib={vram_mib} {extra_append}").strip()
     dev = json.dumps({"driver": "vfio-user-pci", "rombar": 0,
                       "socket": {"type": "unix", "path": "/run/rsvm/gpu.sock"}})
@@ -82,11 +85,12 @@ def qemu_cmd(mode, vram_mib, mem_mib, extra_append):
             "-kernel", "/run/rsvm/bzImage", "-initrd", "/run/rsvm/initramfs.cpio",
             "-append", append,
             "-nodefaults", "-display", "none", "-monitor", "none",
-            "-serial", "file:/run/rsvm/serial.log", "-no-reboot"]
+            "-serial", "file:/run/rsvm/serial.log",
+            "-serial", "file:/run/rsvm/guest.log", "-no-reboot"]
 
 
 def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
-    """Runs one guest; returns (serial log text, problems)."""
+    """Runs one guest; returns (guest userspace output, problems)."""
     for f in ("bzImage", "initramfs.cpio"):
         if not os.path.exists(os.path.join(BUILD, f)):
             raise SystemExit(f"[rsvm] error: build/{f} is missing (run make)")
@@ -94,24 +98,31 @@ def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
     problems = []
     model = qemu = None
     serial = os.path.join(RUN, "serial.log")
+    guest = os.path.join(RUN, "guest.log")
+    logs = {serial: 0, guest: 0}
+
+    def follow():
+        for path in logs:
+            with open(path, errors="replace") as f:
+                f.seek(logs[path])
+                chunk = f.read()
+                logs[path] = f.tell()
+            if chunk and echo:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+
     try:
         for f in ("bzImage", "initramfs.cpio"):
             shutil.copyfile(os.path.join(BUILD, f), os.path.join(RUN, f))
-        open(serial, "w").close()
+        for path in logs:
+            open(path, "w").close()
         model = start_model(vram_mib)
         qlog = open(os.path.join(RUN, "qemu.log"), "w")
         qemu = subprocess.Popen(qemu_cmd(mode, vram_mib, mem_mib, extra_append),
                                 stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        pos = 0
         while True:
-            with open(serial, errors="replace") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-            if chunk and echo:
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
+            follow()
             if qemu.poll() is not None:
                 break
             if time.monotonic() > deadline:
@@ -120,11 +131,7 @@ def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
                 qemu.wait()
                 break
             time.sleep(0.2)
-        with open(serial, errors="replace") as f:
-            f.seek(pos)
-            rest = f.read()
-        if rest and echo:
-            sys.stdout.write(rest)
+        follow()
         if qemu.returncode not in (0, -9):
             problems.append(f"QEMU exited with status {qemu.returncode}; see build/run/qemu.log")
     finally:
@@ -139,9 +146,11 @@ def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
                 model.wait()
         subprocess.run([os.path.join(TOP, "scripts", "chroot.sh"), "umount"], check=False)
     with open(serial, errors="replace") as f:
+        console = f.read()
+    with open(guest, errors="replace") as f:
         text = f.read()
     for pat, what in KERNEL_FAILURES:
-        for m in pat.finditer(text):
+        for m in pat.finditer(console + text):
             problems.append(what or m.group(1))
             break
     if "RSVM-GUEST-DONE" not in text:
@@ -162,8 +171,9 @@ def load_hmm_expectations():
 
 
 def judge_check(text):
-    """Turns the serial log of a check run into [(name, passed, note)]."""
+    """Turns the guest output of a check run into [(name, passed, note)]."""
     results = []
+    announced = []
     binary = None
     hmm = False
     expected = load_hmm_expectations()
@@ -172,6 +182,8 @@ def judge_check(text):
         line = line.rstrip("\r")
         if m := BINARY.match(line):
             binary = m.group(1)
+        elif m := EXPECT.match(line):
+            announced.append(m.group(1))
         elif m := SUBTEST.match(line):
             name, res = f"{binary}/{m.group(1)}", m.group(2)
             if res == "SKIP":
@@ -189,6 +201,10 @@ def judge_check(text):
             seen_hmm.add(name)
             results.append((f"hmm-tests/{name}", outcome == want,
                             outcome if outcome == want else f"{outcome}, expected {want}"))
+    reported = {name for name, _, _ in results}
+    for name in announced:
+        if name not in reported:
+            results.append((name, False, "listed by --list-subtests but reported no result"))
     for name in sorted(set(expected) - seen_hmm):
         results.append((f"hmm-tests/{name}", False, "listed in hmm-tests.expected but did not run"))
     return results
@@ -214,7 +230,7 @@ def main():
         return 1 if problems else 0
 
     results = judge_check(text)
-    results += [(f"guest/{p}", False, "see build/run/serial.log") for p in problems]
+    results += [(f"guest/{p}", False, "see build/run/serial.log and guest.log") for p in problems]
     if not any(n.startswith("hmm-tests/") for n, _, _ in results):
         results.append(("hmm-tests", False, "hmm-tests did not run"))
     if args.json:
