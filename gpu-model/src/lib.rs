@@ -15,6 +15,8 @@ pub mod config;
 pub mod device;
 pub mod dma;
 pub mod irq;
+pub mod mem;
+pub mod mmu;
 pub mod pci;
 pub mod regs;
 pub mod vram;

@@ -1,0 +1,155 @@
+//! Physical memory as the GPU addresses it: local video memory, or system
+//! memory reached by DMA (coherent or not; the model treats both alike).
+
+use crate::dma::DmaMap;
+use crate::vram::Vram;
+
+/// Where a physical address points. The numbering differs between PDEs,
+/// PTEs, instance-block pointers and copy-engine modes; each decoder maps its
+/// own encoding onto this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Aperture {
+    /// Local video memory (VRAM).
+    Video,
+    /// System memory, coherent.
+    SysCoherent,
+    /// System memory, non-coherent.
+    SysNonCoherent,
+}
+
+impl Aperture {
+    /// Whether this is system memory.
+    pub fn is_sysmem(self) -> bool {
+        !matches!(self, Self::Video)
+    }
+}
+
+/// A physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PhysAddr {
+    pub aperture: Aperture,
+    pub addr: u64,
+}
+
+impl PhysAddr {
+    pub const fn vid(addr: u64) -> Self {
+        Self {
+            aperture: Aperture::Video,
+            addr,
+        }
+    }
+
+    pub const fn sys(addr: u64) -> Self {
+        Self {
+            aperture: Aperture::SysCoherent,
+            addr,
+        }
+    }
+
+    /// The address `off` bytes further on.
+    pub fn offset(self, off: u64) -> Self {
+        Self {
+            addr: self.addr.wrapping_add(off),
+            ..self
+        }
+    }
+}
+
+/// An access to memory that does not exist (outside VRAM, or guest memory
+/// that QEMU has not mapped for DMA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemError {
+    pub at: PhysAddr,
+    pub len: u64,
+}
+
+/// What the engines read and write.
+pub trait PhysMem: Sync {
+    fn read(&self, at: PhysAddr, buf: &mut [u8]) -> Result<(), MemError>;
+    fn write(&self, at: PhysAddr, buf: &[u8]) -> Result<(), MemError>;
+
+    fn read_u32(&self, at: PhysAddr) -> Result<u32, MemError> {
+        let mut b = [0; 4];
+        self.read(at, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn read_u64(&self, at: PhysAddr) -> Result<u64, MemError> {
+        let mut b = [0; 8];
+        self.read(at, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn write_u32(&self, at: PhysAddr, v: u32) -> Result<(), MemError> {
+        self.write(at, &v.to_le_bytes())
+    }
+
+    fn write_u64(&self, at: PhysAddr, v: u64) -> Result<(), MemError> {
+        self.write(at, &v.to_le_bytes())
+    }
+}
+
+/// The GPU's memory: its VRAM plus the guest RAM QEMU shares.
+pub struct GpuMem<'a> {
+    pub vram: &'a Vram,
+    pub dma: &'a DmaMap,
+}
+
+impl PhysMem for GpuMem<'_> {
+    fn read(&self, at: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+        let err = MemError {
+            at,
+            len: buf.len() as u64,
+        };
+        if at.aperture.is_sysmem() {
+            self.dma.read(at.addr, buf).map_err(|_| err)
+        } else {
+            self.vram.read(at.addr, buf).map_err(|_| err)
+        }
+    }
+
+    fn write(&self, at: PhysAddr, buf: &[u8]) -> Result<(), MemError> {
+        let err = MemError {
+            at,
+            len: buf.len() as u64,
+        };
+        if at.aperture.is_sysmem() {
+            self.dma.write(at.addr, buf).map_err(|_| err)
+        } else {
+            self.vram.write(at.addr, buf).map_err(|_| err)
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! Memory for host-side tests: VRAM plus a "guest RAM" memfd mapped for
+    //! DMA at guest-physical 0.
+    use super::*;
+
+    pub struct TestMem {
+        pub vram: Vram,
+        pub dma: DmaMap,
+        _ram: Vram,
+    }
+
+    impl TestMem {
+        pub fn new(vram: u64, sys: u64) -> Self {
+            let ram = Vram::new(sys).unwrap();
+            let dma = DmaMap::default();
+            dma.map(0, sys, ram.file(), 0).unwrap();
+            Self {
+                vram: Vram::new(vram).unwrap(),
+                dma,
+                _ram: ram,
+            }
+        }
+
+        pub fn mem(&self) -> GpuMem<'_> {
+            GpuMem {
+                vram: &self.vram,
+                dma: &self.dma,
+            }
+        }
+    }
+}
