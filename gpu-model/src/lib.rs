@@ -14,6 +14,7 @@ pub mod backend;
 pub mod config;
 pub mod device;
 pub mod dma;
+pub mod fault;
 pub mod irq;
 pub mod mem;
 pub mod mmu;
