@@ -52,6 +52,9 @@ def lints():
     record("lint/rustfmt-driver", p.returncode == 0, p.stdout[:2000])
     p = subprocess.run(["cargo", "fmt", "--all", "--check"], cwd=TOP, capture_output=True, text=True)
     record("lint/rustfmt-crates", p.returncode == 0, p.stdout[:2000])
+    p = subprocess.run(["cargo", "clippy", "--quiet", "--release", "--workspace", "--all-targets", "--",
+                        "-D", "warnings"], cwd=TOP, capture_output=True, text=True)
+    record("lint/clippy-crates", p.returncode == 0, p.stderr[-3000:])
     csrc = sorted(glob.glob(os.path.join(TOP, "igt-tests/**/*.[ch]"), recursive=True)
                   + glob.glob(os.path.join(TOP, "tools/*.c")) + [os.path.join(TOP, "uapi/rsvm_drm.h")])
     p = subprocess.run([os.path.join(KSRC, "scripts/checkpatch.pl"), "--no-tree", "--quiet",

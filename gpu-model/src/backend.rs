@@ -113,8 +113,10 @@ impl Backend {
             return Ok(());
         }
         match data.len() {
-            4 if offset % 4 == 0 => data.copy_from_slice(&self.gpu.bar0_read(offset).to_le_bytes()),
-            8 if offset % 4 == 0 => {
+            4 if offset.is_multiple_of(4) => {
+                data.copy_from_slice(&self.gpu.bar0_read(offset).to_le_bytes())
+            }
+            8 if offset.is_multiple_of(4) => {
                 data[..4].copy_from_slice(&self.gpu.bar0_read(offset).to_le_bytes());
                 data[4..].copy_from_slice(&self.gpu.bar0_read(offset + 4).to_le_bytes());
             }
@@ -139,10 +141,10 @@ impl Backend {
             return;
         }
         match data.len() {
-            4 if offset % 4 == 0 => self
+            4 if offset.is_multiple_of(4) => self
                 .gpu
                 .bar0_write(offset, u32::from_le_bytes(data.try_into().unwrap())),
-            8 if offset % 4 == 0 => {
+            8 if offset.is_multiple_of(4) => {
                 self.gpu
                     .bar0_write(offset, u32::from_le_bytes(data[..4].try_into().unwrap()));
                 self.gpu.bar0_write(

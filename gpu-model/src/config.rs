@@ -48,7 +48,8 @@ pub fn encode_local_memory_range(size: u64) -> Result<u32, ConfigError> {
         .find_map(|scale| {
             let unit = 1u64 << (scale + 20);
             let mag = size / unit;
-            (size % unit == 0 && (1..64).contains(&mag)).then_some(((mag as u32) << 4) | scale)
+            (size.is_multiple_of(unit) && (1..64).contains(&mag))
+                .then_some(((mag as u32) << 4) | scale)
         })
         .ok_or(ConfigError::VramSizeNotEncodable(size))
 }

@@ -11,6 +11,7 @@
 //! without a guest; `main.rs` is the vfio-user server.
 
 pub mod backend;
+pub mod ce;
 pub mod config;
 pub mod device;
 pub mod dma;

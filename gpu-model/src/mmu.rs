@@ -408,6 +408,106 @@ pub mod encode {
     pub const BIG_INVALID_NO_SMALL: u64 = 1 << 5;
 }
 
+/// Page tables built the way a driver builds them, for host-side tests.
+#[cfg(test)]
+pub mod testing {
+    use super::encode::{dual_pde, pde, pte, Flags};
+    use super::*;
+    use std::cell::Cell;
+
+    /// An address space whose tables are bump-allocated in VRAM.
+    pub struct PageTables {
+        pub pdb: Pdb,
+        next: Cell<u64>,
+    }
+
+    impl PageTables {
+        /// Tables live in VRAM from `base` upwards (which must be zeroed).
+        pub fn new(base: u64) -> Self {
+            Self {
+                pdb: Pdb(PhysAddr::vid(base)),
+                next: Cell::new(base + SZ_4K),
+            }
+        }
+
+        fn alloc(&self) -> PhysAddr {
+            let a = self.next.get();
+            self.next.set(a + SZ_4K);
+            PhysAddr::vid(a)
+        }
+
+        fn level(&self, mem: &dyn PhysMem, table: PhysAddr, index: u64) -> PhysAddr {
+            let at = table.offset(index * 8);
+            let e = mem.read_u64(at).unwrap();
+            if e & 6 != 0 {
+                return PhysAddr::vid(((e >> 8) & ((1 << 25) - 1)) << 12);
+            }
+            let t = self.alloc();
+            mem.write_u64(at, pde(t)).unwrap();
+            t
+        }
+
+        /// Maps `[va, va + size)` to `pa` with pages of `page` bytes.
+        pub fn map(
+            &self,
+            mem: &dyn PhysMem,
+            va: u64,
+            pa: PhysAddr,
+            size: u64,
+            page: u64,
+            f: Flags,
+        ) {
+            for off in (0..size).step_by(page as usize) {
+                let v = va + off;
+                let mut t = self.pdb.0;
+                for (shift, bits) in [(47, 2), (38, 9), (29, 9)] {
+                    t = self.level(mem, t, (v >> shift) & ((1 << bits) - 1));
+                }
+                let slot = t.offset(((v >> 21) & 0xff) * 16);
+                let e = pte(pa.offset(off), f);
+                if page == SZ_2M {
+                    mem.write_u64(slot, e).unwrap();
+                    mem.write_u64(slot.offset(8), 0).unwrap();
+                    continue;
+                }
+                let (mut lo, mut hi) = (
+                    mem.read_u64(slot).unwrap(),
+                    mem.read_u64(slot.offset(8)).unwrap(),
+                );
+                let (big, small) = (lo & 6 != 0, hi & 6 != 0);
+                if page == SZ_64K && !big {
+                    lo = dual_pde(Some(self.alloc()), None).0;
+                } else if page == SZ_4K && !small {
+                    hi = dual_pde(None, Some(self.alloc())).1;
+                }
+                mem.write_u64(slot, lo).unwrap();
+                mem.write_u64(slot.offset(8), hi).unwrap();
+                let at = if page == SZ_64K {
+                    PhysAddr::vid(((lo >> 4) & ((1 << 29) - 1)) << 8).offset(((v >> 16) & 0x1f) * 8)
+                } else {
+                    PhysAddr::vid(((hi >> 8) & ((1 << 25) - 1)) << 12)
+                        .offset(((v >> 12) & 0x1ff) * 8)
+                };
+                mem.write_u64(at, e).unwrap();
+            }
+        }
+
+        /// Writes `pte` as the 4 KiB PTE of `va` (which must be mapped).
+        pub fn set_pte_4k(&self, mem: &dyn PhysMem, va: u64, e: u64) {
+            let mut t = self.pdb.0;
+            for (shift, bits) in [(47, 2), (38, 9), (29, 9)] {
+                t = self.level(mem, t, (va >> shift) & ((1 << bits) - 1));
+            }
+            let hi = mem
+                .read_u64(t.offset(((va >> 21) & 0xff) * 16 + 8))
+                .unwrap();
+            let at =
+                PhysAddr::vid(((hi >> 8) & ((1 << 25) - 1)) << 12).offset(((va >> 12) & 0x1ff) * 8);
+            mem.write_u64(at, e).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::encode::*;
