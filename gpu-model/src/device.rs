@@ -1,20 +1,40 @@
 //! The device: register behaviour and interrupt state.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::{encode_local_memory_range, Config, ConfigError};
 use crate::dma::DmaMap;
+use crate::fault::FaultUnit;
+use crate::fifo::{Env, Events, Fifo};
 use crate::irq::Msix;
+use crate::mem::{GpuMem, PhysAddr};
+use crate::mmu::{InvalidateScope, Pdb, Tlb, SZ_4K};
 use crate::regs::*;
 use crate::vram::Vram;
+
+/// Methods a channel runs before the scheduler looks at the others (and
+/// before register accesses waiting for the lock get their turn).
+const SCHED_BUDGET: u64 = 64;
 
 /// Register state that a device reset clears.
 struct State {
     /// `NV_PMC_INTR_EN(0)`.
     intr_en: u32,
-    /// Enabled interrupts already signalled and not yet cleared: MSI-X is
-    /// edge-triggered, so only a newly pending bit sends a message.
-    signalled: u32,
+    /// Non-stall interrupts pending (`NV_PMC_INTR(1)`, model: W1C).
+    nonstall: u32,
+    /// `NV_PMC_INTR_EN(1)`.
+    nonstall_en: u32,
+    fifo: Fifo,
+    faults: FaultUnit,
+    tlb: Tlb,
+    /// MMU invalidate registers: VADDR, PDB, UPPER_VADDR, UPPER_PDB.
+    inval: [u32; 4],
+    /// Enabled interrupts already signalled and not yet cleared (tree 0 in
+    /// the low word, tree 1 high): MSI-X is edge-triggered, so only a newly
+    /// pending bit sends a message.
+    signalled: u64,
     /// Software interrupt unit: pending.
     swintr: bool,
     scratch: [u32; NV_PBUS_SW_SCRATCH_COUNT as usize],
@@ -24,6 +44,12 @@ impl Default for State {
     fn default() -> Self {
         Self {
             intr_en: 0,
+            nonstall: 0,
+            nonstall_en: 0,
+            fifo: Fifo::default(),
+            faults: FaultUnit::default(),
+            tlb: Tlb::default(),
+            inval: [0; 4],
             signalled: 0,
             swintr: false,
             scratch: [0; NV_PBUS_SW_SCRATCH_COUNT as usize],
@@ -39,6 +65,10 @@ pub struct Gpu {
     pub dma: DmaMap,
     pub msix: Msix,
     state: Mutex<State>,
+    /// Wakes the engine thread.
+    work: Condvar,
+    stop: AtomicBool,
+    epoch: Instant,
 }
 
 /// An error creating the device.
@@ -72,7 +102,95 @@ impl Gpu {
             dma: DmaMap::default(),
             msix: Msix::default(),
             state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            stop: AtomicBool::new(false),
+            epoch: Instant::now(),
         })
+    }
+
+    /// Nanoseconds since the device was created (the PTIMER).
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    pub fn mem(&self) -> GpuMem<'_> {
+        GpuMem {
+            vram: &self.vram,
+            dma: &self.dma,
+        }
+    }
+
+    /// Runs every channel with work until none has any left (or all that
+    /// have are blocked or faulted). Returns what happened.
+    pub fn run_pending(&self) -> Events {
+        let mut total = Events::default();
+        loop {
+            let mut st = self.lock();
+            let pending: Vec<usize> = st.fifo.pending().collect();
+            let mut progressed = false;
+            for chid in pending {
+                let st = &mut *st;
+                let mem = self.mem();
+                let mut env = Env {
+                    mem: &mem,
+                    tlb: &mut st.tlb,
+                    faults: &mut st.faults,
+                    now_ns: self.now_ns(),
+                };
+                let ev = st.fifo.run(chid, &mut env, SCHED_BUDGET);
+                progressed |= ev.methods > 0;
+                if ev.nonstall {
+                    st.nonstall |= NONSTALL_HOST;
+                }
+                if ev.ce_nonstall || ev.stall {
+                    st.nonstall |= NONSTALL_CE0;
+                }
+                total.methods += ev.methods;
+                total.bytes += ev.bytes;
+                total.faulted |= ev.faulted;
+                total.error |= ev.error;
+            }
+            self.update_interrupt(&mut st);
+            if !progressed {
+                return total;
+            }
+        }
+    }
+
+    /// Starts the engine thread, which runs channels when doorbells ring.
+    pub fn start_engines(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
+        let gpu = self.clone();
+        std::thread::Builder::new()
+            .name("rsvm-engines".into())
+            .spawn(move || {
+                while !gpu.stop.load(Ordering::Acquire) {
+                    gpu.run_pending();
+                    let st = gpu.lock();
+                    let blocked = st.fifo.channels.iter().any(|c| c.blocked);
+                    let busy = st.fifo.pending().next().is_some();
+                    if busy && !blocked {
+                        continue;
+                    }
+                    // Blocked semaphore acquires are polled every 100 us.
+                    let wait = if blocked {
+                        Duration::from_micros(100)
+                    } else {
+                        Duration::from_secs(1)
+                    };
+                    drop(
+                        gpu.work
+                            .wait_timeout(st, wait)
+                            .expect("device state poisoned"),
+                    );
+                }
+            })
+            .expect("cannot start the engine thread")
+    }
+
+    /// Stops the engine thread.
+    pub fn stop_engines(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.work.notify_all();
     }
 
     /// The configuration the device was made with.
@@ -86,21 +204,35 @@ impl Gpu {
         *self.lock() = State::default();
     }
 
+    /// Channel state, for tests and diagnostics.
+    pub fn with_fifo<R>(&self, f: impl FnOnce(&Fifo) -> R) -> R {
+        f(&self.lock().fifo)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("device state poisoned")
     }
 
     fn pmc_intr(st: &State) -> u32 {
+        let mut v = 0;
         if st.swintr {
-            PMC_INTR_SOFTWARE
-        } else {
-            0
+            v |= PMC_INTR_SOFTWARE;
         }
+        if st.fifo.interrupt() {
+            v |= PMC_INTR_PFIFO;
+        }
+        if st.faults.interrupt() {
+            v |= PMC_INTR_HUB;
+        }
+        v
     }
 
     /// Sends an MSI-X message for enabled interrupts that became pending.
     fn update_interrupt(&self, st: &mut State) {
-        let pending = Self::pmc_intr(st) & st.intr_en;
+        // Both trees share the vector: tree 0 in the low word, tree 1 high.
+        let stall = Self::pmc_intr(st) & st.intr_en;
+        let nonstall = st.nonstall & st.nonstall_en;
+        let pending = u64::from(stall) | (u64::from(nonstall) << 32);
         let new = pending & !st.signalled;
         st.signalled = pending;
         if new != 0 && !self.msix.signal(0) {
@@ -111,9 +243,29 @@ impl Gpu {
     /// A 32-bit BAR0 read.
     pub fn bar0_read(&self, offset: u64) -> u32 {
         let st = self.lock();
+        if let Some(v) = st.fifo.read(offset, self.now_ns()) {
+            return v;
+        }
+        if let Some(v) = st.faults.read(offset) {
+            return v;
+        }
+        match offset {
+            NV_PMC_INTR_1 => st.nonstall,
+            NV_PMC_INTR_EN_1 => st.nonstall_en,
+            NV_PFB_PRI_MMU_CTRL => MMU_CTRL_PRI_FIFO_EMPTY | (0x10 << 16),
+            NV_PFB_PRI_MMU_INVALIDATE_VADDR => st.inval[0],
+            NV_PFB_PRI_MMU_INVALIDATE_PDB => st.inval[1],
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => st.inval[2],
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => st.inval[3],
+            NV_PFB_PRI_MMU_INVALIDATE => 0, // TRIGGER reads back clear: done
+            _ => self.bar0_read_pmc(&st, offset),
+        }
+    }
+
+    fn bar0_read_pmc(&self, st: &State, offset: u64) -> u32 {
         match offset {
             NV_PMC_BOOT_0 => BOOT_0_VALUE,
-            NV_PMC_INTR_0 => Self::pmc_intr(&st),
+            NV_PMC_INTR_0 => Self::pmc_intr(st),
             NV_PMC_INTR_EN_0 => st.intr_en,
             NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE => self.local_memory_range,
             RSVM_SWINTR_STATUS => st.swintr as u32,
@@ -132,6 +284,54 @@ impl Gpu {
     /// A 32-bit BAR0 write.
     pub fn bar0_write(&self, offset: u64, value: u32) {
         let mut st = self.lock();
+        let mem = self.mem();
+        if let Some(kick) = st.fifo.write(offset, value, &mem) {
+            self.update_interrupt(&mut st);
+            if kick {
+                self.work.notify_all();
+            }
+            return;
+        }
+        if st.faults.write(offset, value) {
+            self.update_interrupt(&mut st);
+            return;
+        }
+        match offset {
+            NV_PMC_INTR_1 => st.nonstall &= !value,
+            NV_PMC_INTR_EN_SET_1 => st.nonstall_en |= value,
+            NV_PMC_INTR_EN_CLEAR_1 => st.nonstall_en &= !value,
+            NV_PFB_PRI_MMU_INVALIDATE_VADDR => st.inval[0] = value,
+            NV_PFB_PRI_MMU_INVALIDATE_PDB => st.inval[1] = value,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => st.inval[2] = value & 0xf_ffff,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => st.inval[3] = value & 0xf_ffff,
+            NV_PFB_PRI_MMU_INVALIDATE if value & (1 << 31) != 0 => {
+                let [va, pdb, uva, updb] = st.inval;
+                let pdb = Pdb(PhysAddr {
+                    aperture: if pdb & 2 != 0 {
+                        crate::mem::Aperture::SysCoherent
+                    } else {
+                        crate::mem::Aperture::Video
+                    },
+                    addr: ((u64::from(updb) << 28) | u64::from(pdb >> 4)) << 12,
+                });
+                let va = ((u64::from(uva) << 28) | u64::from(va >> 4)) << 12;
+                let scope = match (value & 1 != 0, value & 2 != 0) {
+                    (true, true) => InvalidateScope::All,
+                    (true, false) => InvalidateScope::Pdb(pdb),
+                    (false, all_pdb) => InvalidateScope::Range {
+                        pdb: (!all_pdb).then_some(pdb),
+                        va,
+                        size: SZ_4K,
+                    },
+                };
+                st.tlb.invalidate(scope);
+            }
+            _ => self.bar0_write_pmc(&mut st, offset, value),
+        }
+        self.update_interrupt(&mut st);
+    }
+
+    fn bar0_write_pmc(&self, st: &mut State, offset: u64, value: u32) {
         match offset {
             NV_PMC_INTR_EN_SET_0 => st.intr_en |= value,
             NV_PMC_INTR_EN_CLEAR_0 => st.intr_en &= !value,
@@ -152,7 +352,6 @@ impl Gpu {
             }
             _ => log::warn!("BAR0 write of {value:#x} to unimplemented register {offset:#x}"),
         }
-        self.update_interrupt(&mut st);
     }
 }
 

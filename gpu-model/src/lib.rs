@@ -16,9 +16,13 @@ pub mod config;
 pub mod device;
 pub mod dma;
 pub mod fault;
+pub mod fifo;
 pub mod irq;
 pub mod mem;
 pub mod mmu;
 pub mod pci;
 pub mod regs;
 pub mod vram;
+
+#[cfg(test)]
+mod channel_tests;

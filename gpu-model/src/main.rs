@@ -64,7 +64,10 @@ fn main() -> ExitCode {
         socket.display(),
         gpu.config().vram_size >> 20
     );
+    let engines = gpu.start_engines();
     let r = server.run(&mut backend);
+    gpu.stop_engines();
+    let _ = engines.join();
     let _ = std::fs::remove_file(&socket);
     match r {
         Ok(()) => {

@@ -16,6 +16,19 @@ pub const NV_PMC_INTR_EN_0: u64 = 0x0000_0140;
 pub const NV_PMC_INTR_EN_SET_0: u64 = 0x0000_0160;
 /// `NV_PMC_INTR_EN_CLEAR(0)`: write 1 to disable.
 pub const NV_PMC_INTR_EN_CLEAR_0: u64 = 0x0000_0180;
+/// `NV_PMC_INTR(1)`: the non-stall tree (model: write 1 to clear).
+pub const NV_PMC_INTR_1: u64 = 0x0000_0104;
+pub const NV_PMC_INTR_EN_1: u64 = 0x0000_0144;
+pub const NV_PMC_INTR_EN_SET_1: u64 = 0x0000_0164;
+pub const NV_PMC_INTR_EN_CLEAR_1: u64 = 0x0000_0184;
+/// `NV_PFB_PRI_MMU_CTRL`.
+pub const NV_PFB_PRI_MMU_CTRL: u64 = 0x0010_0c80;
+pub const MMU_CTRL_PRI_FIFO_EMPTY: u32 = 1 << 15;
+pub const NV_PFB_PRI_MMU_INVALIDATE_VADDR: u64 = 0x0010_0cb4;
+pub const NV_PFB_PRI_MMU_INVALIDATE_PDB: u64 = 0x0010_0cb8;
+pub const NV_PFB_PRI_MMU_INVALIDATE: u64 = 0x0010_0cbc;
+pub const NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR: u64 = 0x0010_0ce8;
+pub const NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB: u64 = 0x0010_0cec;
 /// `NV_PBUS_SW_SCRATCH(i)`: 64 software scratch registers (`dev_bus.ref`).
 pub const NV_PBUS_SW_SCRATCH: u64 = 0x0000_1400;
 /// Number of scratch registers.
@@ -30,6 +43,14 @@ pub const RSVM_SWINTR_STATUS: u64 = 0x00fe_0104;
 
 /// `NV_PMC_INTR(0)` bit of the model-private software interrupt unit.
 pub const PMC_INTR_SOFTWARE: u32 = 1 << 31;
+/// `NV_PMC_INTR(0)` PFIFO bit.
+pub const PMC_INTR_PFIFO: u32 = 1 << 8;
+/// `NV_PMC_INTR(0)` HUB bit (MMU faults).
+pub const PMC_INTR_HUB: u32 = 1 << 9;
+/// `NV_PMC_INTR(1)` bit: a host `NON_STALL_INTERRUPT` method ran.
+pub const NONSTALL_HOST: u32 = 1 << 0;
+/// `NV_PMC_INTR(1)` bit: a copy-engine launch asked for an interrupt.
+pub const NONSTALL_CE0: u32 = 1 << 15;
 
 /// What reads of unimplemented registers return: the pattern NVIDIA GPUs
 /// give for a PRI access that no unit claimed.

@@ -1,0 +1,551 @@
+//! Channels driven through BAR0 exactly as a driver drives them: instance
+//! block, runlist, PCCSR, GPFIFO, USERD, doorbell, and the copy engine.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::FromRawFd;
+
+use crate::ce::{self, launch::*};
+use crate::config::Config;
+use crate::device::Gpu;
+use crate::fault::{self, *};
+use crate::fifo::{self, *};
+use crate::mem::{PhysAddr, PhysMem};
+use crate::mmu::encode::{pte, Flags};
+use crate::mmu::testing::PageTables;
+use crate::mmu::{SZ_4K, SZ_64K};
+use crate::regs::*;
+use crate::vram::Vram;
+
+const GPFIFO_VA: u64 = 0x100_0000;
+const PB_VA: u64 = 0x200_0000;
+const DATA_VA: u64 = 0x300_0000; // sysmem 0x40_0000, 16 pages
+const VID_VA: u64 = 0x400_0000; // VRAM 0x80_0000, 2 big pages
+const SEM_VA: u64 = 0x500_0000; // sysmem 0x50_0000
+const CE_SUBCH: u32 = 4;
+
+struct Rig {
+    gpu: Gpu,
+    _ram: Vram,
+    pt: PageTables,
+    chans: Vec<Chan>,
+}
+
+struct Chan {
+    chid: u32,
+    userd: PhysAddr,
+    gpfifo: PhysAddr,
+    pb: PhysAddr,
+    put: u32,
+    pb_off: u64,
+}
+
+fn hdr(kind: u32, subch: u32, mthd: u32, count: u32) -> u32 {
+    (kind << 29) | (count << 16) | (subch << 13) | (mthd >> 2)
+}
+
+/// An incrementing method header followed by its data.
+fn inc(subch: u32, mthd: u32, data: &[u32]) -> Vec<u32> {
+    let mut v = vec![hdr(1, subch, mthd, data.len() as u32)];
+    v.extend_from_slice(data);
+    v
+}
+
+fn m(subch: u32, mthd: u32, data: u32) -> Vec<u32> {
+    inc(subch, mthd, &[data])
+}
+
+impl Rig {
+    fn new(nchan: u32) -> Self {
+        let gpu = Gpu::new(Config {
+            vram_size: 32 << 20,
+        })
+        .unwrap();
+        let ram = Vram::new(32 << 20).unwrap();
+        gpu.dma.map(0, 32 << 20, ram.file(), 0).unwrap();
+        let pt = PageTables::new(0x10_0000);
+        {
+            let mem = gpu.mem();
+            pt.map(
+                &mem,
+                DATA_VA,
+                PhysAddr::sys(0x40_0000),
+                16 * SZ_4K,
+                SZ_4K,
+                Flags::default(),
+            );
+            pt.map(
+                &mem,
+                VID_VA,
+                PhysAddr::vid(0x80_0000),
+                2 * SZ_64K,
+                SZ_64K,
+                Flags::default(),
+            );
+            pt.map(
+                &mem,
+                SEM_VA,
+                PhysAddr::sys(0x50_0000),
+                SZ_4K,
+                SZ_4K,
+                Flags::default(),
+            );
+        }
+        let mut r = Rig {
+            gpu,
+            _ram: ram,
+            pt,
+            chans: vec![],
+        };
+        for i in 0..nchan {
+            r.add_channel(i, 3 + i);
+        }
+        r.commit_runlist();
+        r
+    }
+
+    fn w(&self, at: PhysAddr, v: u32) {
+        self.gpu.mem().write_u32(at, v).unwrap();
+    }
+
+    fn r32(&self, at: PhysAddr) -> u32 {
+        self.gpu.mem().read_u32(at).unwrap()
+    }
+
+    fn add_channel(&mut self, idx: u32, chid: u32) {
+        let inst = PhysAddr::vid(0x1000 * (1 + u64::from(idx)));
+        let userd = PhysAddr::sys(0x1000 + 0x200 * u64::from(idx));
+        let gpfifo = PhysAddr::sys(0x20_0000 + 0x1000 * u64::from(idx));
+        let pb = PhysAddr::sys(0x30_0000 + 0x1_0000 * u64::from(idx));
+        let gva = GPFIFO_VA + 0x1000 * u64::from(idx);
+        let pva = PB_VA + 0x1_0000 * u64::from(idx);
+        {
+            let mem = self.gpu.mem();
+            self.pt
+                .map(&mem, gva, gpfifo, SZ_4K, SZ_4K, Flags::default());
+            self.pt
+                .map(&mem, pva, pb, 16 * SZ_4K, SZ_4K, Flags::default());
+        }
+        // PDB: VID target, VER2, 64K big pages.
+        let pdb = self.pt.pdb.0.addr as u32;
+        self.w(inst.offset(0x200), pdb | (1 << 10) | (1 << 11));
+        self.w(inst.offset(0x204), 0);
+        // RAMFC GP_BASE: 16 entries.
+        self.w(inst.offset(0x48), gva as u32);
+        self.w(inst.offset(0x4c), (gva >> 32) as u32 | (4 << 16));
+        self.gpu.bar0_write(
+            PCCSR_CHANNEL_INST + 8 * u64::from(chid),
+            (1 << 31) | (inst.addr >> 12) as u32,
+        );
+        self.gpu
+            .bar0_write(PCCSR_CHANNEL + 8 * u64::from(chid), 1 << 10);
+        self.chans.push(Chan {
+            chid,
+            userd,
+            gpfifo,
+            pb,
+            put: 0,
+            pb_off: 0,
+        });
+    }
+
+    fn commit_runlist(&self) {
+        let base = PhysAddr::sys(0x2000);
+        for (i, c) in self.chans.iter().enumerate() {
+            let e = base.offset(16 * i as u64);
+            self.w(e, (2 << 6) | c.userd.addr as u32);
+            self.w(e.offset(4), 0);
+            let inst = 0x1000 * (1 + i as u32);
+            self.w(e.offset(8), c.chid | inst);
+            self.w(e.offset(12), 0);
+        }
+        self.gpu
+            .bar0_write(fifo::RUNLIST_BASE, (2 << 28) | (0x2000 >> 12));
+        self.gpu.bar0_write(fifo::RUNLIST, self.chans.len() as u32);
+    }
+
+    /// Writes a pushbuffer segment and a GPFIFO entry for it, rings the
+    /// doorbell and lets the engines run.
+    fn submit(&mut self, ch: usize, dwords: &[u32]) {
+        let c = &self.chans[ch];
+        let mem = self.gpu.mem();
+        let pb_off = c.pb_off;
+        for (i, d) in dwords.iter().enumerate() {
+            mem.write_u32(c.pb.offset(pb_off + 4 * i as u64), *d)
+                .unwrap();
+        }
+        let va = PB_VA + 0x1_0000 * ch as u64 + pb_off;
+        let e = c.gpfifo.offset(8 * u64::from(c.put));
+        mem.write_u32(e, va as u32).unwrap();
+        mem.write_u32(
+            e.offset(4),
+            ((va >> 32) as u32) | ((dwords.len() as u32) << 10),
+        )
+        .unwrap();
+        let (chid, userd) = (c.chid, c.userd);
+        let c = &mut self.chans[ch];
+        c.put = (c.put + 1) % 16;
+        c.pb_off += 4 * dwords.len() as u64;
+        let put = c.put;
+        mem.write_u32(userd.offset(0x8c), put).unwrap();
+        self.gpu.bar0_write(NOTIFY_CHANNEL_PENDING, chid);
+        self.gpu.run_pending();
+    }
+
+    fn pccsr(&self, ch: usize) -> u32 {
+        self.gpu
+            .bar0_read(PCCSR_CHANNEL + 8 * u64::from(self.chans[ch].chid))
+    }
+
+    fn gp_get(&self, ch: usize) -> u32 {
+        self.r32(self.chans[ch].userd.offset(0x88))
+    }
+}
+
+fn copy_methods(src: u64, dst: u64, len: u32) -> Vec<u32> {
+    let mut v = m(CE_SUBCH, 0, ce::CLASS);
+    v.extend(inc(
+        CE_SUBCH,
+        ce::mthd::OFFSET_IN_UPPER,
+        &[
+            (src >> 32) as u32,
+            src as u32,
+            (dst >> 32) as u32,
+            dst as u32,
+        ],
+    ));
+    v.extend(m(CE_SUBCH, ce::mthd::LINE_LENGTH_IN, len));
+    v.extend(m(
+        CE_SUBCH,
+        ce::mthd::LAUNCH_DMA,
+        TRANSFER_NON_PIPELINED | FLUSH_ENABLE | SRC_PITCH | DST_PITCH,
+    ));
+    v
+}
+
+fn sem_release(payload: u32) -> Vec<u32> {
+    let mut v = inc(
+        0,
+        fifo::mthd::SEM_ADDR_LO,
+        &[SEM_VA as u32, (SEM_VA >> 32) as u32, payload, 0],
+    );
+    v.extend(m(0, fifo::mthd::SEM_EXECUTE, 1)); // RELEASE, 32-bit
+    v
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+#[test]
+fn copy_semaphore_and_nonstall_interrupt_through_a_channel() {
+    let mut r = Rig::new(1);
+    // SAFETY: plain syscall; checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+    assert!(fd >= 0);
+    // SAFETY: `fd` is ours; the dup shares the counter.
+    let (tx, mut rx) = unsafe { (File::from_raw_fd(fd), File::from_raw_fd(libc::dup(fd))) };
+    r.gpu.msix.set(0, [Some(tx)]);
+    r.gpu.bar0_write(NV_PMC_INTR_EN_SET_1, NONSTALL_HOST);
+
+    let data = pattern(3 * 4096 + 100);
+    r.gpu.mem().write(PhysAddr::sys(0x40_0000), &data).unwrap();
+    let mut pb = copy_methods(DATA_VA, VID_VA + 0x8000, data.len() as u32);
+    pb.extend(sem_release(0x1234));
+    pb.extend(m(0, fifo::mthd::NON_STALL_INTERRUPT, 0));
+    r.submit(0, &pb);
+
+    let mut out = vec![0; data.len()];
+    r.gpu
+        .mem()
+        .read(PhysAddr::vid(0x80_8000), &mut out)
+        .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 0x1234);
+    assert_eq!(r.gp_get(0), 1, "GP_GET written back to USERD");
+    assert_eq!(
+        r.gpu.bar0_read(NV_PMC_INTR_1) & NONSTALL_HOST,
+        NONSTALL_HOST
+    );
+    let mut b = [0u8; 8];
+    assert_eq!(rx.read(&mut b).unwrap(), 8, "MSI-X sent");
+    r.gpu.bar0_write(NV_PMC_INTR_1, NONSTALL_HOST);
+    assert_eq!(r.gpu.bar0_read(NV_PMC_INTR_1), 0);
+}
+
+#[test]
+fn copy_engine_fault_switches_the_channel_out_until_cleared() {
+    let mut r = Rig::new(1);
+    // Non-replayable buffer in sysmem at 0x60_0000, 8 entries.
+    let b0 = fault::FAULT_BUFFER_LO;
+    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
+    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    r.gpu
+        .bar0_write(fault::NISO_INTR_EN_SET, NISO_NON_REPLAYABLE_NOTIFY);
+    r.gpu.bar0_write(NV_PMC_INTR_EN_SET_0, PMC_INTR_HUB);
+
+    let data = pattern(8192);
+    r.gpu.mem().write(PhysAddr::sys(0x40_0000), &data).unwrap();
+    // Destination 0x700_0000 is not mapped yet.
+    let mut pb = copy_methods(DATA_VA, 0x700_0000, 8192);
+    pb.extend(sem_release(7));
+    r.submit(0, &pb);
+
+    assert!(r.pccsr(0) & (1 << 23) != 0, "ENG_FAULTED");
+    assert_eq!(
+        r.r32(PhysAddr::sys(0x50_0000)),
+        0,
+        "the release after the copy has not run"
+    );
+    assert!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_HUB != 0);
+    assert_eq!(r.gpu.bar0_read(b0 + 12), 1, "one entry");
+    let mut pkt = [0u8; 32];
+    r.gpu
+        .mem()
+        .read(PhysAddr::sys(0x60_0000), &mut pkt)
+        .unwrap();
+    let dw = |i: usize| u32::from_le_bytes(pkt[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(dw(0) & 0xffff_f000, 0x1000, "instance block");
+    assert_eq!((dw(2), dw(3)), (0x700_0000, 0));
+    assert_eq!(dw(6), u32::from(fault::engine::CE0));
+    let info = dw(7);
+    assert_eq!(info & 0x1f, 0, "PDE: nothing maps that 2 MiB region yet");
+    assert_eq!((info >> 16) & 0xf, 1, "write");
+    assert_eq!((info >> 8) & 0x7f, u32::from(fault::client::HUB_CE0));
+    assert!(info & (1 << 20) != 0 && info & (1 << 7) == 0 && info & (1 << 31) != 0);
+
+    // A doorbell does not run a faulted channel.
+    r.gpu.bar0_write(NOTIFY_CHANNEL_PENDING, r.chans[0].chid);
+    r.gpu.run_pending();
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 0);
+
+    // Service: map the page, consume the entry, clear ENG_FAULTED.
+    r.pt.map(
+        &r.gpu.mem(),
+        0x700_0000,
+        PhysAddr::sys(0x70_0000),
+        2 * SZ_4K,
+        SZ_4K,
+        Flags::default(),
+    );
+    r.gpu.bar0_write(b0 + 8, 1);
+    assert_eq!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_HUB, 0);
+    r.gpu
+        .bar0_write(PCCSR_CHANNEL + 8 * u64::from(r.chans[0].chid), 1 << 23);
+    r.gpu.run_pending();
+    let mut out = vec![0; 8192];
+    r.gpu
+        .mem()
+        .read(PhysAddr::sys(0x70_0000), &mut out)
+        .unwrap();
+    assert_eq!(out, data, "the LAUNCH_DMA ran again");
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 7);
+}
+
+#[test]
+fn clear_faulted_method_from_another_channel() {
+    let mut r = Rig::new(2);
+    r.submit(0, &copy_methods(DATA_VA, 0x700_0000, 16));
+    assert!(r.pccsr(0) & (1 << 23) != 0);
+    r.pt.map(
+        &r.gpu.mem(),
+        0x700_0000,
+        PhysAddr::sys(0x70_0000),
+        SZ_4K,
+        SZ_4K,
+        Flags::default(),
+    );
+    let chid0 = r.chans[0].chid;
+    r.submit(1, &m(0, fifo::mthd::CLEAR_FAULTED, (1 << 31) | chid0));
+    assert_eq!(r.pccsr(0) & (1 << 23), 0);
+    assert_eq!(r.gp_get(0), 1);
+}
+
+#[test]
+fn semaphore_acquire_blocks_until_the_cpu_releases() {
+    let mut r = Rig::new(1);
+    let mut pb = inc(0, fifo::mthd::SEM_ADDR_LO, &[SEM_VA as u32, 0, 5, 0]);
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, 2)); // ACQ_STRICT_GEQ 5
+    pb.extend(inc(
+        0,
+        fifo::mthd::SEM_ADDR_LO,
+        &[SEM_VA as u32 + 8, 0, 99, 0],
+    ));
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, 1));
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0008)), 0, "blocked");
+    assert!(r
+        .gpu
+        .with_fifo(|f| f.channels[r.chans[0].chid as usize].blocked));
+    r.w(PhysAddr::sys(0x50_0000), 4);
+    r.gpu.run_pending();
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0008)), 0, "4 < 5: still blocked");
+    r.w(PhysAddr::sys(0x50_0000), 5);
+    r.gpu.run_pending();
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0008)), 99);
+}
+
+#[test]
+fn semaphore_reduction_and_timestamped_release() {
+    let mut r = Rig::new(1);
+    r.w(PhysAddr::sys(0x50_0000), 10);
+    let mut pb = inc(0, fifo::mthd::SEM_ADDR_LO, &[SEM_VA as u32, 0, 5, 0]);
+    let iadd_unsigned = 6 | (5 << 27) | (1 << 31);
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, iadd_unsigned));
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, iadd_unsigned));
+    pb.extend(inc(
+        0,
+        fifo::mthd::SEM_ADDR_LO,
+        &[SEM_VA as u32 + 0x10, 0, 0xaa, 0xbb],
+    ));
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, 1 | (1 << 24) | (1 << 25))); // 64-bit + timestamp
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 20);
+    let mem = r.gpu.mem();
+    assert_eq!(
+        mem.read_u64(PhysAddr::sys(0x50_0010)).unwrap(),
+        0xbb_0000_00aa
+    );
+    assert!(
+        mem.read_u64(PhysAddr::sys(0x50_0018)).unwrap() > 0,
+        "timestamp"
+    );
+}
+
+#[test]
+fn stale_translation_until_mem_op_invalidate() {
+    let mut r = Rig::new(1);
+    r.gpu
+        .mem()
+        .write(PhysAddr::sys(0x40_0000), b"old!")
+        .unwrap();
+    r.gpu
+        .mem()
+        .write(PhysAddr::sys(0x45_0000), b"new!")
+        .unwrap();
+    r.submit(0, &copy_methods(DATA_VA, VID_VA, 4));
+    // Remap DATA_VA without an invalidate: the copy still reads the old page.
+    r.pt.set_pte_4k(
+        &r.gpu.mem(),
+        DATA_VA,
+        pte(PhysAddr::sys(0x45_0000), Flags::default()),
+    );
+    r.submit(0, &copy_methods(DATA_VA, VID_VA + 16, 4));
+    let mut b = [0u8; 4];
+    r.gpu.mem().read(PhysAddr::vid(0x80_0010), &mut b).unwrap();
+    assert_eq!(&b, b"old!");
+    // MEM_OP targeted invalidate of one page of this PDB, then copy again.
+    let pdb = r.pt.pdb.0.addr as u32;
+    let mut pb = inc(
+        0,
+        fifo::mthd::MEM_OP_A,
+        &[DATA_VA as u32, 0, pdb, 0xa << 27],
+    );
+    pb.extend(copy_methods(DATA_VA, VID_VA + 32, 4));
+    r.submit(0, &pb);
+    r.gpu.mem().read(PhysAddr::vid(0x80_0020), &mut b).unwrap();
+    assert_eq!(&b, b"new!");
+}
+
+#[test]
+fn register_path_invalidate() {
+    let mut r = Rig::new(1);
+    r.gpu
+        .mem()
+        .write(PhysAddr::sys(0x40_0000), b"old!")
+        .unwrap();
+    r.gpu
+        .mem()
+        .write(PhysAddr::sys(0x45_0000), b"new!")
+        .unwrap();
+    r.submit(0, &copy_methods(DATA_VA, VID_VA, 4));
+    r.pt.set_pte_4k(
+        &r.gpu.mem(),
+        DATA_VA,
+        pte(PhysAddr::sys(0x45_0000), Flags::default()),
+    );
+    // PDB then INVALIDATE(ALL_VA | TRIGGER), as nouveau does.
+    r.gpu
+        .bar0_write(NV_PFB_PRI_MMU_INVALIDATE_PDB, (r.pt.pdb.0.addr >> 8) as u32);
+    r.gpu.bar0_write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | 1);
+    assert!(r.gpu.bar0_read(NV_PFB_PRI_MMU_CTRL) & MMU_CTRL_PRI_FIFO_EMPTY != 0);
+    r.submit(0, &copy_methods(DATA_VA, VID_VA + 16, 4));
+    let mut b = [0u8; 4];
+    r.gpu.mem().read(PhysAddr::vid(0x80_0010), &mut b).unwrap();
+    assert_eq!(&b, b"new!");
+}
+
+#[test]
+fn invalid_method_puts_only_that_channel_in_error() {
+    let mut r = Rig::new(2);
+    r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
+    r.gpu.bar0_write(NV_PMC_INTR_EN_SET_0, PMC_INTR_PFIFO);
+    r.submit(0, &m(0, 0x0ff0 & !3, 1)); // no such host method
+    assert!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PFIFO != 0);
+    assert_eq!(r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CHID), r.chans[0].chid);
+    assert_eq!(
+        r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CODE),
+        ErrorCode::InvalidMethod as u32
+    );
+    // The other channel still works.
+    r.submit(1, &sem_release(3));
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 3);
+    // Unknown class, CE method without an object, bad header.
+    let mut r = Rig::new(3);
+    r.submit(0, &m(0, 0, 0xc0c0));
+    r.submit(1, &m(2, ce::mthd::LAUNCH_DMA, 0));
+    r.submit(2, &[6 << 29]);
+    let codes: Vec<_> = r.gpu.with_fifo(|f| {
+        r.chans
+            .iter()
+            .map(|c| f.channels[c.chid as usize].error)
+            .collect()
+    });
+    assert_eq!(
+        codes,
+        [
+            Some(ErrorCode::InvalidClass),
+            Some(ErrorCode::InvalidMethod),
+            Some(ErrorCode::InvalidPushbuffer)
+        ]
+    );
+}
+
+#[test]
+fn pushbuffer_fetch_fault_is_a_pbdma_fault() {
+    let r = Rig::new(1);
+    let b0 = fault::FAULT_BUFFER_LO;
+    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
+    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    // A GP entry pointing at unmapped VA 0x900_0000.
+    let c = &r.chans[0];
+    r.w(c.gpfifo, 0x900_0000);
+    r.w(c.gpfifo.offset(4), 4 << 10);
+    r.w(c.userd.offset(0x8c), 1);
+    r.gpu.bar0_write(NOTIFY_CHANNEL_PENDING, c.chid);
+    r.gpu.run_pending();
+    assert!(r.pccsr(0) & (1 << 22) != 0, "PBDMA_FAULTED");
+    let mut pkt = [0u8; 32];
+    r.gpu
+        .mem()
+        .read(PhysAddr::sys(0x60_0000), &mut pkt)
+        .unwrap();
+    assert_eq!(
+        u32::from_le_bytes(pkt[24..28].try_into().unwrap()),
+        u32::from(fault::engine::HOST0)
+    );
+}
+
+#[test]
+fn immediate_and_non_incrementing_headers() {
+    let mut r = Rig::new(1);
+    // IMMD: SEM_ADDR_HI = 0 with data in the header; NON_INC: SEM_PAYLOAD_LO
+    // written three times, the last value wins.
+    let mut pb = m(0, fifo::mthd::SEM_ADDR_LO, SEM_VA as u32 + 0x20);
+    pb.push(hdr(4, 0, fifo::mthd::SEM_ADDR_HI, 0));
+    pb.extend([hdr(3, 0, fifo::mthd::SEM_PAYLOAD_LO, 3), 1, 2, 0x77]);
+    pb.extend(m(0, fifo::mthd::SEM_PAYLOAD_HI, 0));
+    pb.push(hdr(4, 0, fifo::mthd::SEM_EXECUTE, 1));
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0020)), 0x77);
+}
