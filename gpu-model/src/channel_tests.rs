@@ -23,6 +23,10 @@ const DATA_VA: u64 = 0x300_0000; // sysmem 0x40_0000, 16 pages
 const VID_VA: u64 = 0x400_0000; // VRAM 0x80_0000, 2 big pages
 const SEM_VA: u64 = 0x500_0000; // sysmem 0x50_0000
 const CE_SUBCH: u32 = 4;
+const GR_SUBCH: u32 = 1;
+const CODE_VA: u64 = 0x600_0000; // sysmem 0x90_0000, 4 pages
+const STACK_VA: u64 = 0x610_0000; // sysmem 0xa0_0000, 16 pages
+const HOLE_VA: u64 = 0x800_0000; // unmapped until a test maps it
 
 struct Rig {
     gpu: Gpu,
@@ -90,6 +94,16 @@ impl Rig {
                 SZ_4K,
                 Flags::default(),
             );
+            let f = Flags::default();
+            pt.map(&mem, CODE_VA, PhysAddr::sys(0x90_0000), 4 * SZ_4K, SZ_4K, f);
+            pt.map(
+                &mem,
+                STACK_VA,
+                PhysAddr::sys(0xa0_0000),
+                16 * SZ_4K,
+                SZ_4K,
+                f,
+            );
         }
         let mut r = Rig {
             gpu,
@@ -126,9 +140,9 @@ impl Rig {
             self.pt
                 .map(&mem, pva, pb, 16 * SZ_4K, SZ_4K, Flags::default());
         }
-        // PDB: VID target, VER2, 64K big pages.
+        // PDB: VID target, replayable faults (TEX, GCC), VER2, 64K big pages.
         let pdb = self.pt.pdb.0.addr as u32;
-        self.w(inst.offset(0x200), pdb | (1 << 10) | (1 << 11));
+        self.w(inst.offset(0x200), pdb | (3 << 4) | (1 << 10) | (1 << 11));
         self.w(inst.offset(0x204), 0);
         // RAMFC GP_BASE: 16 entries.
         self.w(inst.offset(0x48), gva as u32);
@@ -167,6 +181,19 @@ impl Rig {
     /// Writes a pushbuffer segment and a GPFIFO entry for it, rings the
     /// doorbell and lets the engines run.
     fn submit(&mut self, ch: usize, dwords: &[u32]) {
+        self.queue(ch, dwords);
+        self.kick(ch);
+    }
+
+    /// Rings channel `ch`'s doorbell and runs the engines.
+    fn kick(&self, ch: usize) {
+        self.gpu
+            .bar0_write(NOTIFY_CHANNEL_PENDING, self.chans[ch].chid);
+        self.gpu.run_pending();
+    }
+
+    /// Writes a segment and its GPFIFO entry and moves GP_PUT.
+    fn queue(&mut self, ch: usize, dwords: &[u32]) {
         let c = &self.chans[ch];
         let mem = self.gpu.mem();
         let pb_off = c.pb_off;
@@ -182,14 +209,12 @@ impl Rig {
             ((va >> 32) as u32) | ((dwords.len() as u32) << 10),
         )
         .unwrap();
-        let (chid, userd) = (c.chid, c.userd);
+        let userd = c.userd;
         let c = &mut self.chans[ch];
         c.put = (c.put + 1) % 16;
         c.pb_off += 4 * dwords.len() as u64;
         let put = c.put;
         mem.write_u32(userd.offset(0x8c), put).unwrap();
-        self.gpu.bar0_write(NOTIFY_CHANNEL_PENDING, chid);
-        self.gpu.run_pending();
     }
 
     fn pccsr(&self, ch: usize) -> u32 {
@@ -548,4 +573,455 @@ fn immediate_and_non_incrementing_headers() {
     pb.push(hdr(4, 0, fifo::mthd::SEM_EXECUTE, 1));
     r.submit(0, &pb);
     assert_eq!(r.r32(PhysAddr::sys(0x50_0020)), 0x77);
+}
+
+/// A few RV64 instruction encoders, enough for test kernels.
+mod rv {
+    pub const ZERO: u32 = 0;
+    pub const SP: u32 = 2;
+    pub const T0: u32 = 5;
+    pub const T1: u32 = 6;
+    pub const T2: u32 = 7;
+    pub const A0: u32 = 10;
+    pub const A1: u32 = 11;
+    pub const T3: u32 = 28;
+
+    fn i(imm: i32, rs1: u32, f3: u32, rd: u32, op: u32) -> u32 {
+        ((imm as u32 & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op
+    }
+    pub fn ld(rd: u32, rs1: u32, imm: i32) -> u32 {
+        i(imm, rs1, 3, rd, 0x03)
+    }
+    pub fn sd(rs2: u32, rs1: u32, imm: i32) -> u32 {
+        let imm = imm as u32 & 0xfff;
+        ((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 31) << 7) | 0x23
+    }
+    pub fn addi(rd: u32, rs1: u32, imm: i32) -> u32 {
+        i(imm, rs1, 0, rd, 0x13)
+    }
+    pub fn slli(rd: u32, rs1: u32, sh: u32) -> u32 {
+        i(sh as i32, rs1, 1, rd, 0x13)
+    }
+    pub fn add(rd: u32, rs1: u32, rs2: u32) -> u32 {
+        (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33
+    }
+    pub fn beq(rs1: u32, rs2: u32, off: i32) -> u32 {
+        let o = off as u32;
+        (((o >> 12) & 1) << 31)
+            | (((o >> 5) & 0x3f) << 25)
+            | (rs2 << 20)
+            | (rs1 << 15)
+            | (((o >> 1) & 0xf) << 8)
+            | (((o >> 11) & 1) << 7)
+            | 0x63
+    }
+    pub fn jal(rd: u32, off: i32) -> u32 {
+        let o = off as u32;
+        (((o >> 20) & 1) << 31)
+            | (((o >> 1) & 0x3ff) << 21)
+            | (((o >> 11) & 1) << 20)
+            | (((o >> 12) & 0xff) << 12)
+            | (rd << 7)
+            | 0x6f
+    }
+    pub fn amoadd_d(rd: u32, rs2: u32, rs1: u32) -> u32 {
+        (rs2 << 20) | (rs1 << 15) | (3 << 12) | (rd << 7) | 0x2f
+    }
+    pub const ECALL: u32 = 0x73;
+    pub const EBREAK: u32 = 0x0010_0073;
+}
+
+use rv::*;
+
+impl Rig {
+    fn load_code(&self, code: &[u32]) {
+        for (k, w) in code.iter().enumerate() {
+            self.w(PhysAddr::sys(0x90_0000 + 4 * k as u64), *w);
+        }
+    }
+
+    /// Methods that launch the loaded code over `threads` threads.
+    fn launch(&self, args_va: u64, threads: u32, flags: u32) -> Vec<u32> {
+        let mut v = m(GR_SUBCH, 0, compute::CLASS);
+        v.extend(inc(
+            GR_SUBCH,
+            compute::mthd::SET_CODE_ADDRESS_UPPER,
+            &[
+                (CODE_VA >> 32) as u32,
+                CODE_VA as u32,
+                (args_va >> 32) as u32,
+                args_va as u32,
+                (STACK_VA >> 32) as u32,
+                STACK_VA as u32,
+                256,
+            ],
+        ));
+        v.extend(m(GR_SUBCH, compute::mthd::SET_GRID_SIZE, threads));
+        v.extend(m(GR_SUBCH, compute::mthd::LAUNCH, flags));
+        v
+    }
+
+    fn u64_at(&self, at: PhysAddr) -> u64 {
+        self.gpu.mem().read_u64(at).unwrap()
+    }
+
+    fn set_u64(&self, at: PhysAddr, v: u64) {
+        self.gpu.mem().write_u64(at, v).unwrap();
+    }
+
+    fn replay_buffer(&self, entries: u32) {
+        let b1 = fault::FAULT_BUFFER_LO + fault::FAULT_BUFFER_STRIDE;
+        self.gpu.bar0_write(b1, 0x60_0000 | (2 << 1) | 1);
+        self.gpu.bar0_write(b1 + 16, (1 << 31) | entries);
+    }
+
+    fn replay_put(&self) -> u32 {
+        self.gpu
+            .bar0_read(fault::FAULT_BUFFER_LO + fault::FAULT_BUFFER_STRIDE + 12)
+            & 0xf_ffff
+    }
+
+    fn error_of(&self, ch: usize) -> Option<ErrorCode> {
+        self.gpu
+            .with_fifo(|f| f.channels[self.chans[ch].chid as usize].error)
+    }
+}
+
+use crate::compute;
+
+/// out[tid] = 2 * in[tid], through a push/pop on the thread's stack.
+fn double_kernel() -> Vec<u32> {
+    vec![
+        ld(T0, A0, 0),
+        ld(T1, A0, 8),
+        slli(T2, A1, 3),
+        add(T0, T0, T2),
+        add(T1, T1, T2),
+        ld(T3, T0, 0),
+        addi(SP, SP, -16),
+        sd(T3, SP, 8),
+        ld(T3, SP, 8),
+        add(T3, T3, T3),
+        sd(T3, T1, 0),
+        ECALL,
+    ]
+}
+
+#[test]
+fn compute_kernel_reads_sysmem_and_writes_vram() {
+    let mut r = Rig::new(1);
+    r.load_code(&double_kernel());
+    let n = 200u64;
+    for k in 0..n {
+        r.set_u64(PhysAddr::sys(0x40_0000 + 0x100 + 8 * k), 1000 + k);
+    }
+    // args at DATA_VA: [in, out]
+    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + 0x100);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.gpu.bar0_write(NV_PMC_INTR_EN_SET_1, NONSTALL_COMPUTE);
+    let mut pb = r.launch(DATA_VA, n as u32, 1);
+    pb.extend(sem_release(1));
+    r.submit(0, &pb);
+    for k in 0..n {
+        assert_eq!(r.u64_at(PhysAddr::vid(0x80_0000 + 8 * k)), 2 * (1000 + k));
+    }
+    assert_eq!(
+        r.r32(PhysAddr::sys(0x50_0000)),
+        1,
+        "the release after the grid"
+    );
+    assert!(r.gpu.bar0_read(NV_PMC_INTR_1) & NONSTALL_COMPUTE != 0);
+}
+
+#[test]
+fn compute_walks_a_cpu_built_linked_list() {
+    let mut r = Rig::new(1);
+    // sum = 0; for (p = head; p; p = p->next) sum += p->val; *out = sum
+    r.load_code(&[
+        ld(T0, A0, 0),
+        addi(T1, ZERO, 0),
+        beq(T0, ZERO, 20),
+        ld(T2, T0, 8),
+        add(T1, T1, T2),
+        ld(T0, T0, 0),
+        jal(ZERO, -16),
+        ld(T3, A0, 8),
+        sd(T1, T3, 0),
+        ECALL,
+    ]);
+    // Nodes {next, val} scattered over the data pages, linked in a shuffled order.
+    let order = [7u64, 2, 11, 5, 0, 14, 9, 3];
+    let node = |k: u64| 0x400 + k * 0x7f8; // crosses pages
+    for (i, &k) in order.iter().enumerate() {
+        let next = order.get(i + 1).map_or(0, |&n| DATA_VA + node(n));
+        r.set_u64(PhysAddr::sys(0x40_0000 + node(k)), next);
+        r.set_u64(PhysAddr::sys(0x40_0000 + node(k) + 8), 10 * (k + 1));
+    }
+    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + node(order[0]));
+    r.set_u64(PhysAddr::sys(0x40_0008), DATA_VA + 0x200);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    let want: u64 = order.iter().map(|k| 10 * (k + 1)).sum();
+    assert_eq!(r.u64_at(PhysAddr::sys(0x40_0200)), want);
+}
+
+#[test]
+fn replayable_faults_are_batched_then_replayed() {
+    let mut r = Rig::new(1);
+    r.replay_buffer(128);
+    r.gpu
+        .bar0_write(fault::NISO_INTR_EN_SET, NISO_REPLAYABLE_NOTIFY);
+    r.gpu.bar0_write(NV_PMC_INTR_EN_SET_0, PMC_INTR_HUB);
+    r.load_code(&double_kernel());
+    // in[] lives in the hole: 64 threads x 8 bytes, two pages.
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA + 0xf00);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    let pb = r.launch(DATA_VA, 64, 0);
+    r.submit(0, &pb);
+
+    assert_eq!(r.replay_put(), 64, "every thread reported one fault");
+    assert!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_HUB != 0);
+    assert!(r
+        .gpu
+        .with_fifo(|f| f.channels[r.chans[0].chid as usize].replay_wait));
+    let mut pkt = [0u8; 32];
+    r.gpu
+        .mem()
+        .read(PhysAddr::sys(0x60_0000 + 32 * 63), &mut pkt)
+        .unwrap();
+    let dw = |i: usize| u32::from_le_bytes(pkt[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(dw(2), (HOLE_VA + 0x1000) as u32, "thread 63's page");
+    assert_eq!(dw(6), u32::from(fault::engine::GRAPHICS));
+    let info = dw(7);
+    assert_eq!(info & 0x1f, 0, "PDE: the 2 MiB region is empty");
+    assert!(info & (1 << 7) != 0 && info & (1 << 30) != 0, "replayable");
+    assert_eq!(info & (1 << 20), 0, "GPC client");
+
+    // A doorbell while stalled reports nothing new.
+    r.gpu.bar0_write(NOTIFY_CHANNEL_PENDING, r.chans[0].chid);
+    r.gpu.run_pending();
+    assert_eq!(r.replay_put(), 64);
+
+    // Preempting a channel stalled on a replayable fault completes.
+    r.gpu.bar0_write(fifo::PREEMPT, r.chans[0].chid);
+    assert_eq!(
+        r.gpu.bar0_read(fifo::PREEMPT) & (1 << 20),
+        0,
+        "PENDING clear"
+    );
+
+    // Service: map the pages, consume the entries, replay.
+    for k in 0..64u64 {
+        r.set_u64(PhysAddr::sys(0xc0_0f00 + 8 * k), k);
+    }
+    r.pt.map(
+        &r.gpu.mem(),
+        HOLE_VA,
+        PhysAddr::sys(0xc0_0000),
+        2 * SZ_4K,
+        SZ_4K,
+        Flags::default(),
+    );
+    let b1 = fault::FAULT_BUFFER_LO + fault::FAULT_BUFFER_STRIDE;
+    r.gpu.bar0_write(b1 + 8, 64);
+    r.gpu
+        .bar0_write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (1 << 3) | 3); // REPLAY=START, all
+    r.gpu.run_pending();
+    for k in 0..64u64 {
+        assert_eq!(r.u64_at(PhysAddr::vid(0x80_0000 + 8 * k)), 2 * k);
+    }
+    assert_eq!(r.replay_put(), 64, "no new faults");
+    assert_eq!(r.error_of(0), None);
+}
+
+#[test]
+fn a_replay_without_service_refaults() {
+    let mut r = Rig::new(1);
+    r.replay_buffer(128);
+    r.load_code(&double_kernel());
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    let pb = r.launch(DATA_VA, 4, 0);
+    r.submit(0, &pb);
+    assert_eq!(r.replay_put(), 4);
+    r.gpu
+        .bar0_write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (1 << 3) | 3);
+    r.gpu.run_pending();
+    assert_eq!(r.replay_put(), 8, "each stalled access faulted again");
+}
+
+#[test]
+fn cancel_fails_the_job_with_a_reported_error() {
+    let mut r = Rig::new(2);
+    r.replay_buffer(128);
+    r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
+    r.load_code(&double_kernel());
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    let pb = r.launch(DATA_VA, 4, 0);
+    r.submit(0, &pb);
+    r.gpu
+        .bar0_write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (4 << 3) | 3); // CANCEL_GLOBAL
+    assert_eq!(r.error_of(0), Some(ErrorCode::FaultCancelled));
+    assert_eq!(
+        r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CODE),
+        ErrorCode::FaultCancelled as u32
+    );
+    // The other channel is unaffected.
+    r.submit(1, &sem_release(9));
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 9);
+}
+
+#[test]
+fn cancel_va_global_through_mem_op_of_another_channel() {
+    let mut r = Rig::new(3);
+    r.replay_buffer(128);
+    r.load_code(&double_kernel());
+    // Channel 0 faults on HOLE_VA, channel 1 on HOLE_VA + 1 MiB.
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.set_u64(PhysAddr::sys(0x40_0010), HOLE_VA + (1 << 20));
+    r.set_u64(PhysAddr::sys(0x40_0018), VID_VA);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    let pb = r.launch(DATA_VA + 0x10, 1, 0);
+    r.submit(1, &pb);
+    assert_eq!(r.replay_put(), 2);
+    // Channel 2: MEM_OP invalidate of all PDBs + CANCEL_VA_GLOBAL(HOLE_VA, VIRT_ALL).
+    let c = 1 | (5 << 2) | (7 << 7);
+    r.submit(
+        2,
+        &inc(0, fifo::mthd::MEM_OP_A, &[HOLE_VA as u32, 0, c, 0xa << 27]),
+    );
+    assert_eq!(r.error_of(0), Some(ErrorCode::FaultCancelled));
+    assert_eq!(r.error_of(1), None, "a stall at another address survives");
+    assert!(r
+        .gpu
+        .with_fifo(|f| f.channels[r.chans[1].chid as usize].replay_wait));
+}
+
+#[test]
+fn write_to_a_read_only_page_is_a_replayable_ro_violation() {
+    let mut r = Rig::new(1);
+    r.replay_buffer(16);
+    r.load_code(&double_kernel());
+    let ro = Flags {
+        read_only: true,
+        ..Default::default()
+    };
+    r.pt.map(
+        &r.gpu.mem(),
+        HOLE_VA,
+        PhysAddr::sys(0xd0_0000),
+        SZ_4K,
+        SZ_4K,
+        ro,
+    );
+    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + 0x100);
+    r.set_u64(PhysAddr::sys(0x40_0008), HOLE_VA);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    let mut pkt = [0u8; 32];
+    r.gpu
+        .mem()
+        .read(PhysAddr::sys(0x60_0000), &mut pkt)
+        .unwrap();
+    let info = u32::from_le_bytes(pkt[28..32].try_into().unwrap());
+    assert_eq!(info & 0x1f, 6, "RO violation");
+    assert_eq!((info >> 16) & 0xf, 1, "write");
+    assert_eq!(r.u64_at(PhysAddr::sys(0xd0_0000)), 0, "nothing written");
+}
+
+#[test]
+fn without_replay_enabled_a_compute_fault_switches_the_channel_out() {
+    let mut r = Rig::new(1);
+    let b0 = fault::FAULT_BUFFER_LO;
+    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
+    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    let pdb = r.pt.pdb.0.addr as u32;
+    r.w(PhysAddr::vid(0x1200), pdb | (1 << 10) | (1 << 11)); // no FAULT_REPLAY_*
+    r.load_code(&double_kernel());
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    assert!(r.pccsr(0) & (1 << 23) != 0, "ENG_FAULTED");
+    assert_eq!(
+        r.gpu.bar0_read(b0 + 12) & 0xf_ffff,
+        1,
+        "non-replayable entry"
+    );
+    r.set_u64(PhysAddr::sys(0xc0_0000), 21);
+    r.pt.map(
+        &r.gpu.mem(),
+        HOLE_VA,
+        PhysAddr::sys(0xc0_0000),
+        SZ_4K,
+        SZ_4K,
+        Flags::default(),
+    );
+    r.gpu
+        .bar0_write(PCCSR_CHANNEL + 8 * u64::from(r.chans[0].chid), 1 << 23);
+    r.gpu.run_pending();
+    assert_eq!(r.u64_at(PhysAddr::vid(0x80_0000)), 42);
+}
+
+#[test]
+fn gpu_and_cpu_atomics_on_one_counter_lose_nothing() {
+    let mut r = Rig::new(1);
+    // for (i = iters; i; i--) amoadd.d(counter, 1)
+    r.load_code(&[
+        ld(T0, A0, 0),
+        ld(T1, A0, 8),
+        addi(T2, ZERO, 1),
+        beq(T1, ZERO, 16),
+        amoadd_d(ZERO, T2, T0),
+        addi(T1, T1, -1),
+        jal(ZERO, -12),
+        ECALL,
+    ]);
+    let counter = 0x40_0800u64;
+    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + 0x800);
+    r.set_u64(PhysAddr::sys(0x40_0008), 2000);
+    let pb = r.launch(DATA_VA, 32, 0);
+    r.queue(0, &pb);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cpu_adds = std::thread::scope(|s| {
+        let ram = &r._ram;
+        let stop2 = stop.clone();
+        let cpu = s.spawn(move || {
+            let mut n = 0u64;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) || n < 10_000 {
+                ram.atomic64(counter, |a| {
+                    a.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                })
+                .unwrap();
+                n += 1;
+            }
+            n
+        });
+        r.kick(0);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        cpu.join().unwrap()
+    });
+    assert_eq!(r.u64_at(PhysAddr::sys(counter)), 32 * 2000 + cpu_adds);
+}
+
+#[test]
+fn broken_kernels_fail_the_job() {
+    let mut r = Rig::new(3);
+    r.load_code(&[0]); // not an instruction
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    assert_eq!(r.error_of(0), Some(ErrorCode::JobFailed));
+    r.load_code(&[EBREAK]);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(1, &pb);
+    assert_eq!(r.error_of(1), Some(ErrorCode::JobFailed));
+    r.load_code(&[jal(ZERO, 0)]); // spins forever
+    let mut pb = m(GR_SUBCH, 0, compute::CLASS);
+    pb.extend(m(GR_SUBCH, compute::mthd::SET_INSTRUCTION_LIMIT, 100_000));
+    pb.extend(r.launch(DATA_VA, 1, 0));
+    r.submit(2, &pb);
+    assert_eq!(r.error_of(2), Some(ErrorCode::JobFailed));
 }

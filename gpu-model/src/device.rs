@@ -138,13 +138,17 @@ impl Gpu {
                     now_ns: self.now_ns(),
                 };
                 let ev = st.fifo.run(chid, &mut env, SCHED_BUDGET);
-                progressed |= ev.methods > 0;
+                progressed |= ev.methods > 0 || ev.instructions > 0;
                 if ev.nonstall {
                     st.nonstall |= NONSTALL_HOST;
                 }
                 if ev.ce_nonstall || ev.stall {
                     st.nonstall |= NONSTALL_CE0;
                 }
+                if ev.compute_nonstall {
+                    st.nonstall |= NONSTALL_COMPUTE;
+                }
+                total.instructions += ev.instructions;
                 total.methods += ev.methods;
                 total.bytes += ev.bytes;
                 total.faulted |= ev.faulted;
@@ -325,6 +329,14 @@ impl Gpu {
                     },
                 };
                 st.tlb.invalidate(scope);
+                // REPLAY (5:3): replay or cancel stalled accesses.
+                let replay = (value >> 3) & 7;
+                if replay != 0 {
+                    if let Err(e) = st.fifo.replay(replay, va, 7) {
+                        log::warn!("MMU_INVALIDATE: bad REPLAY value ({e:?})");
+                    }
+                    self.work.notify_all();
+                }
             }
             _ => self.bar0_write_pmc(&mut st, offset, value),
         }

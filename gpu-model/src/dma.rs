@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicU64;
 use std::sync::RwLock;
 
 struct Window {
@@ -100,6 +101,20 @@ impl DmaMap {
         // SAFETY: the window covers `[addr, end)` and stays mapped while the
         // read lock is held.
         Ok(f(unsafe { win.host.add((addr - win.gpa) as usize) }))
+    }
+
+    /// Runs `op` on the 64-bit word at `addr` (8-byte aligned) as a host
+    /// atomic, so it is atomic against the guest CPU too (TCG implements
+    /// guest atomics with host atomics on the same shared memory).
+    pub fn atomic64<R>(&self, addr: u64, op: impl FnOnce(&AtomicU64) -> R) -> Result<R, DmaFault> {
+        if !addr.is_multiple_of(8) {
+            return Err(DmaFault { addr, len: 8 });
+        }
+        self.with(addr, 8, |p| {
+            // SAFETY: `with` resolved 8 mapped bytes; `addr` (and so `p`,
+            // since windows are page-aligned) is 8-byte aligned.
+            op(unsafe { AtomicU64::from_ptr(p.cast()) })
+        })
     }
 
     /// Reads guest memory.

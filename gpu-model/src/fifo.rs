@@ -15,6 +15,7 @@
 //! re-runs the method that faulted.
 
 use crate::ce::{self, CeError, CopyEngine};
+use crate::compute::{self, ComputeEngine, Run};
 use crate::fault::{client, engine, FaultEntry, FaultUnit, NON_REPLAYABLE};
 use crate::mem::{Aperture, MemError, PhysAddr, PhysMem};
 use crate::mmu::{Access, FaultType, InvalidateScope, Pdb, Tlb, WalkError, SZ_4K};
@@ -80,13 +81,23 @@ pub enum ErrorCode {
     InvalidPushbuffer = 5,
     /// The instance block is missing or invalid.
     InvalidInstance = 6,
+    /// A compute job failed (illegal instruction, `ebreak`, misaligned
+    /// access, instruction limit).
+    JobFailed = 7,
+    /// A replayable fault of the channel was cancelled.
+    FaultCancelled = 8,
 }
+
+/// Instructions a compute grid retires per scheduling turn.
+const COMPUTE_BUDGET: u64 = 200_000;
 
 /// Things that happened while a channel ran.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Events {
     pub nonstall: bool,
     pub ce_nonstall: bool,
+    pub compute_nonstall: bool,
+    pub instructions: u64,
     pub stall: bool,
     pub faulted: bool,
     pub error: bool,
@@ -124,6 +135,8 @@ pub struct Channel {
     pub kicked: bool,
     /// Waiting on a semaphore acquire.
     pub blocked: bool,
+    /// A compute grid is stalled on replayable faults it reported.
+    pub replay_wait: bool,
     gp_get: u32,
     /// Current pushbuffer segment: VA of the next dword, dwords left.
     seg: Option<(u64, u32)>,
@@ -135,6 +148,7 @@ pub struct Channel {
     sem_payload: u64,
     mem_op: [u32; 3],
     ce: CopyEngine,
+    compute: ComputeEngine,
 }
 
 /// What a channel's run needs from the rest of the device.
@@ -145,8 +159,20 @@ pub struct Env<'a> {
     pub now_ns: u64,
 }
 
+/// Which unit made an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Host,
+    Copy,
+    Compute,
+}
+
 enum Stop {
     Idle,
+    /// Out of budget with work left.
+    Yield,
+    /// Waiting for a replay.
+    Waiting,
     Blocked,
     Faulted,
     Error(ErrorCode, u32),
@@ -349,6 +375,7 @@ impl Fifo {
             && !c.eng_faulted
             && !c.pbdma_faulted
             && c.error.is_none()
+            && !c.replay_wait
             && (c.kicked || c.blocked)
     }
 
@@ -363,6 +390,14 @@ impl Fifo {
             aperture: target(r >> 28)?,
             addr: u64::from(r & 0x0fff_ffff) << 12,
         })
+    }
+
+    /// Whether the instance block enables replayable faults
+    /// (`FAULT_REPLAY_TEX` or `FAULT_REPLAY_GCC`).
+    fn replayable(&self, chid: usize, mem: &dyn PhysMem) -> bool {
+        self.inst(chid)
+            .and_then(|i| mem.read_u32(i.offset(0x200)).ok())
+            .is_some_and(|v| v & (3 << 4) != 0)
     }
 
     /// The address space of the channel's instance block.
@@ -412,6 +447,12 @@ impl Fifo {
                 c.blocked = true;
                 c.kicked = false;
             }
+            Stop::Yield => self.channels[chid].kicked = true,
+            Stop::Waiting => {
+                let c = &mut self.channels[chid];
+                c.replay_wait = true;
+                c.kicked = false;
+            }
             Stop::Faulted => ev.faulted = true,
             Stop::Error(code, info) => {
                 self.raise_error(chid, code, info);
@@ -421,6 +462,9 @@ impl Fifo {
         ev
     }
 
+    /// Reports a non-replayable fault and switches the channel out: an
+    /// engine fault (copy or compute engine) sets `ENG_FAULTED`, a host
+    /// fault `PBDMA_FAULTED`.
     fn fault(
         &mut self,
         chid: usize,
@@ -428,39 +472,98 @@ impl Fifo {
         va: u64,
         access: Access,
         fault_type: FaultType,
-        ce_engine: bool,
+        source: Source,
     ) -> Stop {
+        self.report(chid, env, va, access, fault_type, source, false);
+        let c = &mut self.channels[chid];
+        if source == Source::Host {
+            c.pbdma_faulted = true;
+        } else {
+            c.eng_faulted = true;
+        }
+        Stop::Faulted
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &mut self,
+        chid: usize,
+        env: &mut Env<'_>,
+        va: u64,
+        access: Access,
+        fault_type: FaultType,
+        source: Source,
+        replayable: bool,
+    ) {
         let inst = self.inst(chid).unwrap_or(PhysAddr::vid(0));
+        let (engine_id, client, hub) = match source {
+            Source::Host => (engine::HOST0, client::HUB_HOST, true),
+            Source::Copy => (engine::CE0, client::HUB_CE0, true),
+            Source::Compute => (engine::GRAPHICS, client::GPC_T1_0, false),
+        };
         let e = FaultEntry {
             inst,
             addr: va,
             timestamp: env.now_ns,
-            engine_id: if ce_engine {
-                engine::CE0
-            } else {
-                engine::HOST0
-            },
+            engine_id,
             fault_type,
-            replayable: false,
-            client: if ce_engine {
-                client::HUB_CE0
-            } else {
-                client::HUB_HOST
-            },
+            replayable,
+            client,
             access,
-            hub: true,
+            hub,
             gpc_id: 0,
-            replayable_en: false,
+            replayable_en: replayable,
         };
-        log::info!("channel {chid}: {fault_type:?} fault at {va:#x} ({access:?})");
-        env.faults.report(env.mem, NON_REPLAYABLE, e);
-        let c = &mut self.channels[chid];
-        if ce_engine {
-            c.eng_faulted = true;
+        log::debug!("channel {chid}: {fault_type:?} fault at {va:#x} ({access:?}, {source:?})");
+        let buffer = if replayable {
+            crate::fault::REPLAYABLE
         } else {
-            c.pbdma_faulted = true;
+            NON_REPLAYABLE
+        };
+        env.faults.report(env.mem, buffer, e);
+    }
+
+    /// A replay or cancel (`MEM_OP_C.REPLAY` or
+    /// `NV_PFB_PRI_MMU_INVALIDATE.REPLAY`): 1 START and 2 START_ACK_ALL
+    /// re-issue every stalled access; 3 CANCEL_TARGETED and 4 CANCEL_GLOBAL
+    /// fail them all (the model has one GPC client); 5 CANCEL_VA_GLOBAL fails
+    /// those at `va`'s page whose access matches `access_type`
+    /// (`MEM_OP_C.ACCESS_TYPE`). A cancelled job puts its channel in error.
+    pub fn replay(&mut self, kind: u32, va: u64, access_type: u32) -> Result<(), ErrorCode> {
+        let matches_access = |a: Access| match access_type {
+            0 => a == Access::Read,
+            1 => a == Access::Write,
+            2 | 4 | 5 => a == Access::Atomic,
+            6 => matches!(a, Access::Write | Access::Atomic),
+            _ => true,
+        };
+        if kind > 5 {
+            return Err(ErrorCode::InvalidEncoding);
         }
-        Stop::Faulted
+        for chid in 0..NUM_CHANNELS {
+            let c = &mut self.channels[chid];
+            if c.compute.stalls().next().is_none() {
+                continue;
+            }
+            let cancelled = match kind {
+                1 | 2 => {
+                    c.compute.replay();
+                    c.replay_wait = false;
+                    c.kicked = true;
+                    false
+                }
+                3 | 4 => c.compute.cancel(|_| true),
+                5 => c
+                    .compute
+                    .cancel(|s| s.va >> 12 == va >> 12 && matches_access(s.access)),
+                _ => false,
+            };
+            if cancelled {
+                c.replay_wait = false;
+                self.raise_error(chid, ErrorCode::FaultCancelled, (va >> 12) as u32);
+            }
+        }
+        Ok(())
     }
 
     /// Reads a dword at a channel virtual address (a PBDMA access).
@@ -477,7 +580,7 @@ impl Fifo {
 
     fn pbdma_error(&mut self, chid: usize, env: &mut Env<'_>, e: (u64, WalkError)) -> Stop {
         match e.1 {
-            WalkError::Fault(t) => self.fault(chid, env, e.0, Access::Read, t, false),
+            WalkError::Fault(t) => self.fault(chid, env, e.0, Access::Read, t, Source::Host),
             WalkError::Mem(_) => Stop::Error(ErrorCode::BadPhysicalAccess, e.0 as u32),
             WalkError::Encoding(_) => Stop::Error(ErrorCode::InvalidEncoding, e.0 as u32),
         }
@@ -639,6 +742,9 @@ impl Fifo {
             return self.host_method(chid, pdb, env, ev, subch, m, data);
         }
         let class = self.channels[chid].subch[subch as usize];
+        if class == compute::CLASS {
+            return self.compute_method(chid, pdb, env, ev, subch, m, data);
+        }
         if class != ce::CLASS {
             return Err(Stop::Error(ErrorCode::InvalidMethod, m));
         }
@@ -663,7 +769,7 @@ impl Fifo {
                 fault_type,
             }) => {
                 c.retry = Some((subch, m, data));
-                Err(self.fault(chid, env, va, access, fault_type, true))
+                Err(self.fault(chid, env, va, access, fault_type, Source::Copy))
             }
             Err(CeError::Invalid(why)) => {
                 log::warn!("channel {chid}: copy engine: {why}");
@@ -671,6 +777,70 @@ impl Fifo {
             }
             Err(CeError::Mem(e)) => {
                 Err(Stop::Error(ErrorCode::BadPhysicalAccess, e.at.addr as u32))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compute_method(
+        &mut self,
+        chid: usize,
+        pdb: Option<Pdb>,
+        env: &mut Env<'_>,
+        ev: &mut Events,
+        subch: u8,
+        m: u32,
+        data: u32,
+    ) -> Result<(), Stop> {
+        let invalid = |why: &str| {
+            log::warn!("channel {chid}: compute: {why}");
+            Stop::Error(ErrorCode::InvalidEncoding, m)
+        };
+        if m != compute::mthd::LAUNCH {
+            return self.channels[chid].compute.method(m, data).map_err(invalid);
+        }
+        self.channels[chid].compute.launch(data).map_err(invalid)?;
+        let replayable = self.replayable(chid, env.mem);
+        let mut faults = Vec::new();
+        let mut ctx = compute::Context {
+            mem: env.mem,
+            tlb: env.tlb,
+            pdb,
+            budget: COMPUTE_BUDGET,
+            retired: 0,
+        };
+        let run = self.channels[chid]
+            .compute
+            .run(&mut ctx, &mut |va, a, t| faults.push((va, a, t)));
+        ev.instructions += ctx.retired;
+        for &(va, a, t) in &faults {
+            self.report(chid, env, va, a, t, Source::Compute, replayable);
+        }
+        let c = &mut self.channels[chid];
+        match run {
+            Run::Done { interrupt } => {
+                ev.compute_nonstall |= interrupt;
+                Ok(())
+            }
+            Run::Yield => {
+                c.retry = Some((subch, m, data));
+                Err(Stop::Yield)
+            }
+            Run::Stalled if replayable => {
+                c.retry = Some((subch, m, data));
+                Err(Stop::Waiting)
+            }
+            Run::Stalled => {
+                // Not replayable: fault and switch, like the copy engine;
+                // once ENG_FAULTED is cleared the stalled accesses retry.
+                c.retry = Some((subch, m, data));
+                c.compute.replay();
+                c.eng_faulted = true;
+                Err(Stop::Faulted)
+            }
+            Run::Error(why) => {
+                log::warn!("channel {chid}: compute job failed: {why}");
+                Err(Stop::Error(ErrorCode::JobFailed, m))
             }
         }
     }
@@ -704,7 +874,7 @@ impl Fifo {
         match m {
             mthd::SET_OBJECT => {
                 let class = v & 0xffff;
-                if class != ce::CLASS {
+                if class != ce::CLASS && class != compute::CLASS {
                     return Err(Stop::Error(ErrorCode::InvalidClass, class));
                 }
                 c.subch[subch as usize] = class;
@@ -773,9 +943,9 @@ impl Fifo {
             }
             _ => return Err(Stop::Error(ErrorCode::InvalidEncoding, d)),
         }
-        // REPLAY (MEM_OP_C 4:2): replayable faults come from the compute
-        // engine; with none stalled, a replay or cancel has nothing to do.
-        Ok(())
+        let va = (u64::from(b) << 32) | u64::from(a & 0xffff_f000);
+        self.replay((c >> 2) & 7, va, (c >> 7) & 7)
+            .map_err(|code| Stop::Error(code, c))
     }
 
     fn sem_execute(
@@ -806,7 +976,7 @@ impl Fifo {
             Ok(p) => p,
             Err((va, WalkError::Fault(t))) => {
                 self.channels[chid].retry = Some((subch, mthd::SEM_EXECUTE, v));
-                return Err(self.fault(chid, env, va, access, t, false));
+                return Err(self.fault(chid, env, va, access, t, Source::Host));
             }
             Err((_, WalkError::Mem(_))) => {
                 return Err(Stop::Error(ErrorCode::BadPhysicalAccess, 4))

@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod ce;
+pub mod compute;
 pub mod config;
 pub mod device;
 pub mod dma;

@@ -1,6 +1,8 @@
 //! Physical memory as the GPU addresses it: local video memory, or system
 //! memory reached by DMA (coherent or not; the model treats both alike).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::dma::DmaMap;
 use crate::vram::Vram;
 
@@ -87,6 +89,34 @@ pub trait PhysMem: Sync {
     fn write_u64(&self, at: PhysAddr, v: u64) -> Result<(), MemError> {
         self.write(at, &v.to_le_bytes())
     }
+
+    /// Atomically replaces the `size`-byte (4 or 8) value at `at` (aligned
+    /// to `size`) with `f(old)`; returns the old value.
+    fn atomic_update(
+        &self,
+        at: PhysAddr,
+        size: u64,
+        f: &mut dyn FnMut(u64) -> u64,
+    ) -> Result<u64, MemError>;
+}
+
+/// Applies `f` to the `size`-byte lane at `at` inside a 64-bit atomic word.
+fn update_lane(word: &AtomicU64, at: u64, size: u64, f: &mut dyn FnMut(u64) -> u64) -> u64 {
+    let shift = (at & 7) * 8;
+    let mask = if size == 8 {
+        u64::MAX
+    } else {
+        ((1u64 << (size * 8)) - 1) << shift
+    };
+    let mut cur = word.load(Ordering::SeqCst);
+    loop {
+        let old = (cur & mask) >> shift;
+        let new = (cur & !mask) | ((f(old) << shift) & mask);
+        match word.compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return old,
+            Err(x) => cur = x,
+        }
+    }
 }
 
 /// The GPU's memory: its VRAM plus the guest RAM QEMU shares.
@@ -117,6 +147,28 @@ impl PhysMem for GpuMem<'_> {
             self.dma.write(at.addr, buf).map_err(|_| err)
         } else {
             self.vram.write(at.addr, buf).map_err(|_| err)
+        }
+    }
+
+    fn atomic_update(
+        &self,
+        at: PhysAddr,
+        size: u64,
+        f: &mut dyn FnMut(u64) -> u64,
+    ) -> Result<u64, MemError> {
+        let err = MemError { at, len: size };
+        if !(size == 4 || size == 8) || !at.addr.is_multiple_of(size) {
+            return Err(err);
+        }
+        let word = at.addr & !7;
+        if at.aperture.is_sysmem() {
+            self.dma
+                .atomic64(word, |w| update_lane(w, at.addr, size, f))
+                .map_err(|_| err)
+        } else {
+            self.vram
+                .atomic64(word, |w| update_lane(w, at.addr, size, f))
+                .map_err(|_| err)
         }
     }
 }

@@ -49,6 +49,9 @@ pub const PMC_INTR_PFIFO: u32 = 1 << 8;
 pub const PMC_INTR_HUB: u32 = 1 << 9;
 /// `NV_PMC_INTR(1)` bit: a host `NON_STALL_INTERRUPT` method ran.
 pub const NONSTALL_HOST: u32 = 1 << 0;
+/// `NV_PMC_INTR(1)` bit (model-private engine): a compute grid finished and
+/// asked for an interrupt.
+pub const NONSTALL_COMPUTE: u32 = 1 << 12;
 /// `NV_PMC_INTR(1)` bit: a copy-engine launch asked for an interrupt.
 pub const NONSTALL_CE0: u32 = 1 << 15;
 

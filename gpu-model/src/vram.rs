@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::AtomicU64;
 
 /// The GPU's local memory.
 pub struct Vram {
@@ -75,6 +76,17 @@ impl Vram {
         // SAFETY: `check` proved the range lies inside the mapping.
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), buf.as_mut_ptr(), buf.len()) };
         Ok(())
+    }
+
+    /// Runs `op` on the 64-bit word at `offset` (8-byte aligned) atomically.
+    pub fn atomic64<R>(&self, offset: u64, op: impl FnOnce(&AtomicU64) -> R) -> io::Result<R> {
+        if !offset.is_multiple_of(8) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let off = self.check(offset, 8)?;
+        // SAFETY: `check` proved the 8 bytes lie inside the mapping, which is
+        // page-aligned, so the word is 8-byte aligned.
+        Ok(op(unsafe { AtomicU64::from_ptr(self.ptr.add(off).cast()) }))
     }
 
     /// Copies into VRAM.
