@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::FromRawFd;
 
+use crate::boot;
 use crate::ce::{self, launch::*};
 use crate::config::Config;
 use crate::device::Gpu;
@@ -27,6 +28,16 @@ const GR_SUBCH: u32 = 1;
 const CODE_VA: u64 = 0x600_0000; // sysmem 0x90_0000, 4 pages
 const STACK_VA: u64 = 0x610_0000; // sysmem 0xa0_0000, 16 pages
 const HOLE_VA: u64 = 0x800_0000; // unmapped until a test maps it
+
+/// Uploads a firmware image the way the driver does: into guest memory,
+/// then DMA base/size and STARTCPU.
+fn boot(gpu: &Gpu, image: &[u8]) {
+    gpu.mem().write(PhysAddr::sys(0xf0_0000), image).unwrap();
+    gpu.bar0_write(boot::DMA_BASE_LO, 0xf0_0000);
+    gpu.bar0_write(boot::DMA_BASE_HI, 0);
+    gpu.bar0_write(boot::DMA_SIZE, image.len() as u32);
+    gpu.bar0_write(boot::CPUCTL, boot::CPUCTL_STARTCPU);
+}
 
 struct Rig {
     gpu: Gpu,
@@ -60,7 +71,19 @@ fn m(subch: u32, mthd: u32, data: u32) -> Vec<u32> {
 }
 
 impl Rig {
+    /// A device with `nchan` channels set up and the shipped firmware booted.
     fn new(nchan: u32) -> Self {
+        let r = Self::unbooted(nchan);
+        boot(
+            &r.gpu,
+            &rsvm_firmware::build(&rsvm_firmware::default_image()),
+        );
+        assert_eq!(r.gpu.bar0_read(boot::MAILBOX0), boot::STATUS_RUNNING);
+        r
+    }
+
+    /// The same, with no firmware uploaded yet.
+    fn unbooted(nchan: u32) -> Self {
         let gpu = Gpu::new(Config {
             vram_size: 32 << 20,
         })
@@ -1024,4 +1047,77 @@ fn broken_kernels_fail_the_job() {
     pb.extend(r.launch(DATA_VA, 1, 0));
     r.submit(2, &pb);
     assert_eq!(r.error_of(2), Some(ErrorCode::JobFailed));
+}
+
+fn fresh_gpu() -> (Gpu, Vram) {
+    let gpu = Gpu::new(Config {
+        vram_size: 32 << 20,
+    })
+    .unwrap();
+    let ram = Vram::new(32 << 20).unwrap();
+    gpu.dma.map(0, 32 << 20, ram.file(), 0).unwrap();
+    (gpu, ram)
+}
+
+#[test]
+fn firmware_is_checked_before_engines_run() {
+    let (gpu, _ram) = fresh_gpu();
+    assert_eq!(gpu.bar0_read(boot::MAILBOX0), 0, "not booted");
+    let good = rsvm_firmware::build(&rsvm_firmware::default_image());
+    let mut bad = good.clone();
+    bad[30] ^= 1;
+    boot(&gpu, &bad);
+    let st = gpu.bar0_read(boot::MAILBOX0);
+    assert_eq!(
+        st,
+        boot::STATUS_ERROR | rsvm_firmware::Error::BadChecksum as u32
+    );
+    boot(&gpu, &good[..good.len() - 4]);
+    assert_eq!(
+        gpu.bar0_read(boot::MAILBOX0),
+        boot::STATUS_ERROR | rsvm_firmware::Error::BadSize as u32
+    );
+    let mut other = rsvm_firmware::default_image();
+    other.chip = 0x14;
+    boot(&gpu, &rsvm_firmware::build(&other));
+    assert_eq!(
+        gpu.bar0_read(boot::MAILBOX0),
+        boot::STATUS_ERROR | rsvm_firmware::Error::WrongChip as u32
+    );
+    assert_eq!(gpu.bar0_read(boot::ENGINES), 0);
+    // DMA outside guest memory.
+    gpu.bar0_write(boot::DMA_BASE_LO, 0xf000_0000);
+    gpu.bar0_write(boot::DMA_SIZE, good.len() as u32);
+    gpu.bar0_write(boot::CPUCTL, boot::CPUCTL_STARTCPU);
+    assert_eq!(
+        gpu.bar0_read(boot::MAILBOX0),
+        boot::STATUS_ERROR | rsvm_firmware::Error::Unreachable as u32
+    );
+
+    boot(&gpu, &good);
+    assert_eq!(gpu.bar0_read(boot::MAILBOX0), boot::STATUS_RUNNING);
+    assert_eq!(gpu.bar0_read(boot::MAILBOX1), 1 << 16);
+    assert_eq!(gpu.bar0_read(boot::ENGINES), 3);
+    // A second STARTCPU changes nothing.
+    boot(&gpu, &bad);
+    assert_eq!(gpu.bar0_read(boot::MAILBOX0), boot::STATUS_RUNNING);
+}
+
+#[test]
+fn no_channel_runs_before_boot_and_only_enabled_engines_exist() {
+    let mut r = Rig::unbooted(2);
+    r.submit(0, &sem_release(5));
+    assert_eq!(
+        r.r32(PhysAddr::sys(0x50_0000)),
+        0,
+        "no firmware: nothing ran"
+    );
+    // A copy-only image: the compute class does not exist.
+    let mut img = rsvm_firmware::default_image();
+    img.engines = rsvm_firmware::ENGINE_COPY;
+    boot(&r.gpu, &rsvm_firmware::build(&img));
+    r.kick(0);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 5, "runs once booted");
+    r.submit(1, &m(GR_SUBCH, 0, compute::CLASS));
+    assert_eq!(r.error_of(1), Some(ErrorCode::InvalidClass));
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::boot::Boot;
 use crate::config::{encode_local_memory_range, Config, ConfigError};
 use crate::dma::DmaMap;
 use crate::fault::FaultUnit;
@@ -27,6 +28,7 @@ struct State {
     /// `NV_PMC_INTR_EN(1)`.
     nonstall_en: u32,
     fifo: Fifo,
+    boot: Boot,
     faults: FaultUnit,
     tlb: Tlb,
     /// MMU invalidate registers: VADDR, PDB, UPPER_VADDR, UPPER_PDB.
@@ -47,6 +49,7 @@ impl Default for State {
             nonstall: 0,
             nonstall_en: 0,
             fifo: Fifo::default(),
+            boot: Boot::default(),
             faults: FaultUnit::default(),
             tlb: Tlb::default(),
             inval: [0; 4],
@@ -253,6 +256,9 @@ impl Gpu {
         if let Some(v) = st.faults.read(offset) {
             return v;
         }
+        if let Some(v) = st.boot.read(offset) {
+            return v;
+        }
         match offset {
             NV_PMC_INTR_1 => st.nonstall,
             NV_PMC_INTR_EN_1 => st.nonstall_en,
@@ -298,6 +304,11 @@ impl Gpu {
         }
         if st.faults.write(offset, value) {
             self.update_interrupt(&mut st);
+            return;
+        }
+        if st.boot.write(offset, value, &mem) {
+            st.fifo.engines = st.boot.engines();
+            self.work.notify_all();
             return;
         }
         match offset {

@@ -196,6 +196,9 @@ fn target(bits: u32) -> Option<Aperture> {
 /// The host's registers and channels.
 pub struct Fifo {
     pub channels: Vec<Channel>,
+    /// Engines the firmware enabled (`rsvm_firmware::ENGINE_*`); nothing
+    /// runs before the firmware boots.
+    pub engines: u32,
     intr: u32,
     intr_en: u32,
     runlist_base: u32,
@@ -207,6 +210,7 @@ impl Default for Fifo {
     fn default() -> Self {
         Self {
             channels: (0..NUM_CHANNELS).map(|_| Channel::default()).collect(),
+            engines: 0,
             intr: 0,
             intr_en: 0,
             runlist_base: 0,
@@ -369,7 +373,8 @@ impl Fifo {
     /// Whether `chid` can run now.
     pub fn runnable(&self, chid: usize) -> bool {
         let c = &self.channels[chid];
-        c.inst_reg & (1 << 31) != 0
+        self.engines != 0
+            && c.inst_reg & (1 << 31) != 0
             && c.enabled
             && c.in_runlist
             && !c.eng_faulted
@@ -874,7 +879,13 @@ impl Fifo {
         match m {
             mthd::SET_OBJECT => {
                 let class = v & 0xffff;
-                if class != ce::CLASS && class != compute::CLASS {
+                let enabled = match class {
+                    ce::CLASS => self.engines & rsvm_firmware::ENGINE_COPY != 0,
+                    compute::CLASS => self.engines & rsvm_firmware::ENGINE_COMPUTE != 0,
+                    _ => false,
+                };
+                let c = &mut self.channels[chid];
+                if !enabled {
                     return Err(Stop::Error(ErrorCode::InvalidClass, class));
                 }
                 c.subch[subch as usize] = class;

@@ -11,6 +11,7 @@
 //! without a guest; `main.rs` is the vfio-user server.
 
 pub mod backend;
+pub mod boot;
 pub mod ce;
 pub mod compute;
 pub mod config;
