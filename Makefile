@@ -31,7 +31,7 @@ kernel: setup
 model: setup
 	@cargo build --release --quiet --workspace
 
-initramfs: kernel
+initramfs: kernel model
 	@scripts/initramfs.sh
 
 run: all

@@ -74,6 +74,37 @@ static struct held held_now(void)
 	return h;
 }
 
+/* Version record (type 2: u16 major, u16 minor) of the firmware file. */
+static uint64_t firmware_file_version(void)
+{
+	static uint8_t img[4096];
+	uint32_t count, at = 24;
+	ssize_t n;
+	int fd = open("/lib/firmware/rsvm/gv100-model.bin", O_RDONLY);
+
+	igt_assert(fd >= 0);
+	n = read(fd, img, sizeof(img));
+	close(fd);
+	igt_assert(n >= 24 && !memcmp(img, "RSVMFW\0\1", 8));
+	memcpy(&count, img + 20, 4);
+	for (uint32_t i = 0; i < count && at + 8 <= n; i++) {
+		uint32_t tag, len;
+
+		memcpy(&tag, img + at, 4);
+		memcpy(&len, img + at + 4, 4);
+		if (tag == 2 && len == 4) {
+			uint16_t major, minor;
+
+			memcpy(&major, img + at + 8, 2);
+			memcpy(&minor, img + at + 10, 2);
+			return (uint64_t)major << 16 | minor;
+		}
+		at += 8 + ((len + 3) & ~3u);
+	}
+	igt_assert_f(0, "no version record in the firmware file\n");
+	return 0;
+}
+
 static void assert_bound(void)
 {
 	struct held h = held_now();
@@ -142,6 +173,10 @@ igt_main
 		igt_assert_eq_u64(v, (1ull << 12) | (1ull << 16) | (1ull << 21));
 		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_UAPI_VERSION, &v), 0);
 		igt_assert_eq_u64(v, DRM_RSVM_UAPI_VERSION);
+
+		/* The version the device runs is the one in the image on disk. */
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_FIRMWARE_VERSION, &v), 0);
+		igt_assert_eq_u64(v, firmware_file_version());
 	}
 
 	igt_subtest("getparam-primary-node") {
@@ -156,10 +191,10 @@ igt_main
 	}
 
 	igt_subtest("getparam-invalid") {
-		struct drm_rsvm_get_param p = { .param = DRM_RSVM_PARAM_UAPI_VERSION + 1 };
+		struct drm_rsvm_get_param p = { .param = DRM_RSVM_PARAM_FIRMWARE_VERSION + 1 };
 		uint64_t v;
 
-		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_UAPI_VERSION + 1, &v), -EINVAL);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_FIRMWARE_VERSION + 1, &v), -EINVAL);
 		igt_assert_eq(rsvm_get_param(fd, 0xffffffff, &v), -EINVAL);
 		p.param = DRM_RSVM_PARAM_VRAM_SIZE;
 		p.pad = 1;

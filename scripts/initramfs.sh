@@ -53,6 +53,11 @@ chmod +x "$ROOT/init"
 cp "$GUEST"/rsvm_* "$GUEST/hmm-tests" "$ROOT/tests/"
 cp "$GUEST/rsvm-info" "$ROOT/bin/"
 cp -a "$BUILD/modroot/lib" "$ROOT/"
+# The firmware image the driver loads (request_firmware looks in /lib/firmware).
+FWBUILD=${CARGO_TARGET_DIR:-$BUILD/target}/release/rsvm-fwbuild
+[ -x "$FWBUILD" ] || die "no rsvm-fwbuild (build the crates first)"
+mkdir -p "$ROOT/lib/firmware/rsvm"
+"$FWBUILD" "$ROOT/lib/firmware/rsvm/gv100-model.bin"
 (cd "$ROOT" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio.new"
 mv "$BUILD/initramfs.cpio.new" "$BUILD/initramfs.cpio"
 msg "initramfs: $(du -h "$BUILD/initramfs.cpio" | cut -f1)"

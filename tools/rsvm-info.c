@@ -17,6 +17,7 @@ int main(void)
 		{ DRM_RSVM_PARAM_VA_BITS, "VA bits" },
 		{ DRM_RSVM_PARAM_PAGE_SIZES, "page sizes" },
 		{ DRM_RSVM_PARAM_UAPI_VERSION, "uAPI version" },
+		{ DRM_RSVM_PARAM_FIRMWARE_VERSION, "firmware" },
 	};
 	char path[300];
 	int fd = rsvm_open(false);
@@ -50,6 +51,10 @@ int main(void)
 					printf(" %llu%s", b >= 20 ? 1ull << (b - 20) : 1ull << (b - 10),
 					       b >= 20 ? "M" : "K");
 			printf("\n");
+			break;
+		case DRM_RSVM_PARAM_FIRMWARE_VERSION:
+			printf("  %-13s %llu.%llu\n", params[i].name, (unsigned long long)v >> 16,
+			       (unsigned long long)v & 0xffff);
 			break;
 		default:
 			printf("  %-13s %llu\n", params[i].name, (unsigned long long)v);

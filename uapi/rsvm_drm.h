@@ -31,15 +31,18 @@ extern "C" {
  *	(bit N set: pages of 2^N bytes are supported).
  * DRM_RSVM_PARAM_UAPI_VERSION: version of this interface,
  *	DRM_RSVM_UAPI_VERSION of the kernel's header.
+ * DRM_RSVM_PARAM_FIRMWARE_VERSION: version of the firmware the device runs,
+ *	major << 16 | minor (since uAPI version 2).
  */
 #define DRM_RSVM_PARAM_CHIP_ID		0
 #define DRM_RSVM_PARAM_VRAM_SIZE	1
 #define DRM_RSVM_PARAM_VA_BITS		2
 #define DRM_RSVM_PARAM_PAGE_SIZES	3
 #define DRM_RSVM_PARAM_UAPI_VERSION	4
+#define DRM_RSVM_PARAM_FIRMWARE_VERSION	5
 
 /* Bumped whenever an ioctl or parameter is added. */
-#define DRM_RSVM_UAPI_VERSION 1
+#define DRM_RSVM_UAPI_VERSION 2
 
 /**
  * struct drm_rsvm_get_param - argument of DRM_IOCTL_RSVM_GET_PARAM.

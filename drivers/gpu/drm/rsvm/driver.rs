@@ -4,6 +4,7 @@
 
 use kernel::{
     device::{Core, DeviceContext},
+    dma::{Device as _, DmaMask},
     drm::{self, gem, ioctl},
     pci,
     prelude::*,
@@ -76,6 +77,9 @@ impl pci::Driver for RsvmPciDriver {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
             pdev.set_master();
+            // SAFETY: nothing of this device allocates or maps DMA memory
+            // yet: probe has not created anything that could.
+            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<47>())? };
 
             let gpu = Arc::new(Gpu::new(pdev)?, GFP_KERNEL)?;
             let drm = drm::UnregisteredDevice::<RsvmDriver>::new(pdev, Ok(()))?;

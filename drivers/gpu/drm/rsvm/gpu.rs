@@ -36,6 +36,8 @@ pub(crate) struct Spec {
     pub(crate) boot0: u32,
     /// Local memory (VRAM) size in bytes.
     pub(crate) vram_size: u64,
+    /// Running firmware, `major << 16 | minor`.
+    pub(crate) firmware_version: u32,
 }
 
 impl Spec {
@@ -56,9 +58,12 @@ impl Spec {
             return Err(ENODEV);
         }
 
+        let firmware_version = crate::fw::boot(pdev, bar, arch)?;
+
         Ok(Self {
             boot0: boot0.into_raw(),
             vram_size,
+            firmware_version,
         })
     }
 }

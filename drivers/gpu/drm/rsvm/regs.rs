@@ -9,6 +9,9 @@
 
 use kernel::io::register;
 
+/// `RSVM_FW_MAILBOX0` once the firmware runs.
+pub(crate) const FW_STATUS_RUNNING: u32 = 1;
+
 /// Size of the BAR0 register aperture (as on Volta).
 pub(crate) const BAR0_SIZE: usize = kernel::sizes::SZ_16M;
 
@@ -63,6 +66,37 @@ register! {
         30:30 ecc_mode => bool;
         9:4 lower_mag;
         3:0 lower_scale;
+    }
+
+    /// Model-private firmware boot block: status (0 not booted, 1 running,
+    /// `0x8000_0000 | error` refused).
+    pub(crate) RSVM_FW_MAILBOX0(u32) @ 0x0084_0040 {
+        31:0 value;
+    }
+
+    /// Model-private: running firmware version, `major << 16 | minor`.
+    pub(crate) RSVM_FW_MAILBOX1(u32) @ 0x0084_0044 {
+        31:0 value;
+    }
+
+    /// Model-private: write STARTCPU to fetch, check and boot the image.
+    pub(crate) RSVM_FW_CPUCTL(u32) @ 0x0084_0100 {
+        1:1 startcpu => bool;
+    }
+
+    /// Model-private: DMA address of the image, bits 31:0.
+    pub(crate) RSVM_FW_DMA_BASE_LO(u32) @ 0x0084_0110 {
+        31:0 value;
+    }
+
+    /// Model-private: DMA address of the image, bits 63:32.
+    pub(crate) RSVM_FW_DMA_BASE_HI(u32) @ 0x0084_0114 {
+        31:0 value;
+    }
+
+    /// Model-private: size of the image in bytes.
+    pub(crate) RSVM_FW_DMA_SIZE(u32) @ 0x0084_0118 {
+        31:0 value;
     }
 
     /// Model-private: raise the software interrupt (PMC bit 31).
