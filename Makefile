@@ -18,7 +18,7 @@ ifneq ($(CLIPPY),)
 export CLIPPY
 endif
 
-.PHONY: all setup kernel model initramfs run check clean distclean
+.PHONY: all setup kernel model initramfs run check bench clean distclean
 
 all: initramfs model
 
@@ -39,6 +39,11 @@ run: all
 
 check: all
 	@scripts/check.py
+
+# Benchmarks of the GPU model (host only; see README "Benchmarks").
+bench: model
+	@mkdir -p $(BUILD)/bench
+	@$(CARGO_TARGET_DIR)/release/rsvm-gpu-bench 64 | tee $(BUILD)/bench/model.md
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/target $(BUILD)/guest $(BUILD)/initramfs* $(BUILD)/bzImage $(BUILD)/modroot $(BUILD)/stamps/kernel-config

@@ -273,6 +273,7 @@ mod tests {
         let gpu = Arc::new(
             Gpu::new(Config {
                 vram_size: 48 << 20,
+                ..Default::default()
             })
             .unwrap(),
         );

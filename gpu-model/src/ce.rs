@@ -14,6 +14,7 @@
 
 use crate::mem::{Aperture, MemError, PhysAddr, PhysMem};
 use crate::mmu::{Access, FaultType, Pdb, Tlb, WalkError};
+use crate::timing::Traffic;
 
 /// The class number.
 pub const CLASS: u32 = 0xc3b5;
@@ -110,6 +111,9 @@ pub struct Context<'a> {
     pub privileged: bool,
     /// Current time in ns, for four-word semaphores.
     pub now_ns: u64,
+    /// Bytes read and written so far, by path (for the timing model).
+    pub read: Traffic,
+    pub write: Traffic,
 }
 
 /// Method state of one copy-engine context (one per channel).
@@ -151,6 +155,38 @@ fn phys_mode(v: u32) -> Result<Aperture, CeError> {
 
 impl Context<'_> {
     /// Resolves `len` bytes at `addr` on `side` into physical runs.
+    /// The physical address of `va` and how many of the next `left` bytes
+    /// are contiguous there (`None` for a sparse page), checking `access`.
+    fn run_at(
+        &mut self,
+        side: Side,
+        va: u64,
+        left: u64,
+        access: Access,
+    ) -> Result<(Option<PhysAddr>, u64), CeError> {
+        match side {
+            Side::Physical(aperture) => Ok((Some(PhysAddr { aperture, addr: va }), left)),
+            Side::Virtual => {
+                let fault = |fault_type| CeError::Fault {
+                    va,
+                    access,
+                    fault_type,
+                };
+                let pdb = self.pdb.ok_or(fault(FaultType::UnboundInstBlock))?;
+                let t = self.tlb.translate(self.mem, pdb, va).map_err(|e| match e {
+                    WalkError::Fault(t) => fault(t),
+                    WalkError::Mem(m) => CeError::Mem(m),
+                    WalkError::Encoding(s) => CeError::Invalid(s),
+                })?;
+                t.check(access, self.privileged).map_err(fault)?;
+                let in_page = t.page_size - (va & (t.page_size - 1));
+                Ok((t.resolve(va), in_page.min(left)))
+            }
+        }
+    }
+
+    /// Calls `f(ctx, pa, offset, n)` for each physically contiguous run of
+    /// `len` bytes at `addr` on `side`.
     fn runs(
         &mut self,
         side: Side,
@@ -164,25 +200,7 @@ impl Context<'_> {
             let va = addr
                 .checked_add(done)
                 .ok_or(CeError::Invalid("address overflow"))?;
-            let (pa, chunk) = match side {
-                Side::Physical(aperture) => (Some(PhysAddr { aperture, addr: va }), len - done),
-                Side::Virtual => {
-                    let fault = |fault_type| CeError::Fault {
-                        va,
-                        access,
-                        fault_type,
-                    };
-                    let pdb = self.pdb.ok_or(fault(FaultType::UnboundInstBlock))?;
-                    let t = self.tlb.translate(self.mem, pdb, va).map_err(|e| match e {
-                        WalkError::Fault(t) => fault(t),
-                        WalkError::Mem(m) => CeError::Mem(m),
-                        WalkError::Encoding(s) => CeError::Invalid(s),
-                    })?;
-                    t.check(access, self.privileged).map_err(fault)?;
-                    let left = t.page_size - (va & (t.page_size - 1));
-                    (t.resolve(va), left.min(len - done))
-                }
-            };
+            let (pa, chunk) = self.run_at(side, va, len - done, access)?;
             f(self, pa, done, chunk)?;
             done += chunk;
         }
@@ -198,7 +216,10 @@ impl Context<'_> {
             |ctx, pa, off, n| {
                 let dst = &mut buf[off as usize..(off + n) as usize];
                 match pa {
-                    Some(pa) => ctx.mem.read(pa, dst).map_err(CeError::Mem),
+                    Some(pa) => {
+                        ctx.read.add(pa.aperture.is_sysmem(), n);
+                        ctx.mem.read(pa, dst).map_err(CeError::Mem)
+                    }
                     None => {
                         dst.fill(0); // sparse
                         Ok(())
@@ -215,10 +236,12 @@ impl Context<'_> {
             buf.len() as u64,
             Access::Write,
             |ctx, pa, off, n| match pa {
-                Some(pa) => ctx
-                    .mem
-                    .write(pa, &buf[off as usize..(off + n) as usize])
-                    .map_err(CeError::Mem),
+                Some(pa) => {
+                    ctx.write.add(pa.aperture.is_sysmem(), n);
+                    ctx.mem
+                        .write(pa, &buf[off as usize..(off + n) as usize])
+                        .map_err(CeError::Mem)
+                }
                 None => Ok(()), // sparse: dropped
             },
         )
@@ -227,6 +250,26 @@ impl Context<'_> {
     /// Checks that `access` to `[addr, addr + len)` would not fault.
     fn probe(&mut self, side: Side, addr: u64, len: u64, access: Access) -> Result<(), CeError> {
         self.runs(side, addr, len, access, |_, _, _, _| Ok(()))
+    }
+
+    /// The physical runs of `[addr, addr + len)`, merging runs that are
+    /// physically contiguous.
+    fn plan(
+        &mut self,
+        side: Side,
+        addr: u64,
+        len: u64,
+        access: Access,
+    ) -> Result<Vec<(Option<PhysAddr>, u64)>, CeError> {
+        let mut v: Vec<(Option<PhysAddr>, u64)> = Vec::new();
+        self.runs(side, addr, len, access, |_, pa, _, n| {
+            match (v.last_mut(), pa) {
+                (Some((Some(last), ln)), Some(p)) if last.offset(*ln) == p => *ln += n,
+                _ => v.push((pa, n)),
+            }
+            Ok(())
+        })?;
+        Ok(v)
     }
 }
 
@@ -346,22 +389,48 @@ impl CopyEngine {
         out: &mut Launched,
     ) -> Result<(), CeError> {
         let len = u64::from(self.line_length);
-        // Check every translation first: a faulting launch must leave memory
-        // as it was, so that running it again after CLEAR_FAULTED is exact.
+        // Translate everything first: a faulting launch must leave memory as
+        // it was, so that running it again after CLEAR_FAULTED is exact. The
+        // physical runs found are what the copy then uses.
+        let mut plans = Vec::with_capacity(lines as usize);
         for i in 0..lines {
             let (s, d) = self.line(i)?;
-            ctx.probe(src, s, len, Access::Read)?;
-            ctx.probe(dst, d, len, Access::Write)?;
+            plans.push((
+                ctx.plan(src, s, len, Access::Read)?,
+                ctx.plan(dst, d, len, Access::Write)?,
+            ));
         }
-        let mut buf = vec![0u8; CHUNK.min(len as usize)];
-        for i in 0..lines {
-            let (s, d) = self.line(i)?;
-            let mut done = 0;
-            while done < len {
-                let n = (len - done).min(CHUNK as u64) as usize;
-                ctx.read(src, s + done, &mut buf[..n])?;
-                ctx.write(dst, d + done, &buf[..n])?;
-                done += n as u64;
+        for (splan, dplan) in plans {
+            let (mut si, mut di) = (splan.into_iter(), dplan.into_iter());
+            let (mut sr, mut dr) = (si.next(), di.next());
+            // Walk both lists of runs, copying the overlap of the current two.
+            while let (Some((spa, sn)), Some((dpa, dn))) = (sr, dr) {
+                let n = sn.min(dn);
+                match (spa, dpa) {
+                    (Some(sp), Some(dp)) => {
+                        ctx.mem.copy(sp, dp, n as usize).map_err(CeError::Mem)?;
+                        ctx.read.add(sp.aperture.is_sysmem(), n);
+                        ctx.write.add(dp.aperture.is_sysmem(), n);
+                    }
+                    (None, Some(dp)) => {
+                        // A sparse source reads as zeros.
+                        ctx.mem
+                            .write(dp, &vec![0u8; n as usize])
+                            .map_err(CeError::Mem)?;
+                        ctx.write.add(dp.aperture.is_sysmem(), n);
+                    }
+                    (_, None) => {} // a sparse destination drops the data
+                }
+                sr = if n == sn {
+                    si.next()
+                } else {
+                    Some((spa.map(|p| p.offset(n)), sn - n))
+                };
+                dr = if n == dn {
+                    di.next()
+                } else {
+                    Some((dpa.map(|p| p.offset(n)), dn - n))
+                };
             }
         }
         out.bytes_read += len * u64::from(lines);
@@ -515,8 +584,8 @@ mod tests {
     use super::launch::*;
     use super::*;
     use crate::mem::testing::TestMem;
+    use crate::mmu::builder::PageTables;
     use crate::mmu::encode::{pte, Flags};
-    use crate::mmu::testing::PageTables;
     use crate::mmu::{InvalidateScope, SZ_4K, SZ_64K};
 
     /// VA layout of the tests: 0x1000_0000 is 16 KiB of sysmem (4K pages)
@@ -569,6 +638,8 @@ mod tests {
                 pdb: Some(self.pt.pdb),
                 privileged: false,
                 now_ns: 42_000,
+                read: Traffic::default(),
+                write: Traffic::default(),
             };
             let mut last = Launched::default();
             for &(m, v) in methods {

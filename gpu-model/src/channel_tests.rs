@@ -12,10 +12,11 @@ use crate::device::Gpu;
 use crate::fault::{self, *};
 use crate::fifo::{self, *};
 use crate::mem::{PhysAddr, PhysMem};
+use crate::mmu::builder::PageTables;
 use crate::mmu::encode::{pte, Flags};
-use crate::mmu::testing::PageTables;
 use crate::mmu::{SZ_4K, SZ_64K};
 use crate::regs::*;
+use crate::timing::Traffic;
 use crate::vram::Vram;
 
 const GPFIFO_VA: u64 = 0x100_0000;
@@ -86,6 +87,7 @@ impl Rig {
     fn unbooted(nchan: u32) -> Self {
         let gpu = Gpu::new(Config {
             vram_size: 32 << 20,
+            ..Default::default()
         })
         .unwrap();
         let ram = Vram::new(32 << 20).unwrap();
@@ -446,17 +448,42 @@ fn semaphore_reduction_and_timestamped_release() {
         fifo::mthd::SEM_ADDR_LO,
         &[SEM_VA as u32 + 0x10, 0, 0xaa, 0xbb],
     ));
-    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, 1 | (1 << 24) | (1 << 25))); // 64-bit + timestamp
+    pb.extend(m(0, fifo::mthd::SEM_EXECUTE, 1 | (1 << 24))); // 64-bit payload
     r.submit(0, &pb);
     assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 20);
-    let mem = r.gpu.mem();
-    assert_eq!(
-        mem.read_u64(PhysAddr::sys(0x50_0010)).unwrap(),
-        0xbb_0000_00aa
-    );
+    assert_eq!(r.u64_at(PhysAddr::sys(0x50_0010)), 0xbb_0000_00aa);
+}
+
+/// Releases a 64-bit semaphore with the device timestamp at `SEM_VA + off`.
+fn timestamp(off: u32) -> Vec<u32> {
+    let mut v = inc(0, fifo::mthd::SEM_ADDR_LO, &[SEM_VA as u32 + off, 0, 1, 0]);
+    v.extend(m(0, fifo::mthd::SEM_EXECUTE, 1 | (1 << 24) | (1 << 25)));
+    v
+}
+
+#[test]
+fn timestamps_measure_modelled_engine_time() {
+    let mut r = Rig::new(1);
+    let mut pb = timestamp(0x20);
+    pb.extend(copy_methods(DATA_VA, VID_VA, 64 << 10)); // sysmem -> VRAM
+    pb.extend(timestamp(0x40));
+    pb.extend(copy_methods(VID_VA, VID_VA + (64 << 10), 64 << 10)); // VRAM -> VRAM
+    pb.extend(timestamp(0x60));
+    r.submit(0, &pb);
+    let t = |o: u64| r.u64_at(PhysAddr::sys(0x50_0000 + o + 8));
+    let timing = crate::timing::Timing::default();
+    let k64 = 64 << 10;
+    let sys_to_vid = timing.copy_ns(Traffic { vram: 0, sys: k64 }, Traffic { vram: k64, sys: 0 });
+    let vid_to_vid = timing.copy_ns(Traffic { vram: k64, sys: 0 }, Traffic { vram: k64, sys: 0 });
+    assert_eq!(t(0x40) - t(0x20), sys_to_vid);
+    assert_eq!(t(0x60) - t(0x40), vid_to_vid);
     assert!(
-        mem.read_u64(PhysAddr::sys(0x50_0018)).unwrap() > 0,
-        "timestamp"
+        sys_to_vid > 10 * vid_to_vid / 2,
+        "the link is the slow path"
+    );
+    assert_eq!(
+        r.gpu.bar0_read(fifo::USERMODE_TIME_1),
+        (t(0x60) >> 32) as u32
     );
 }
 
@@ -1052,6 +1079,7 @@ fn broken_kernels_fail_the_job() {
 fn fresh_gpu() -> (Gpu, Vram) {
     let gpu = Gpu::new(Config {
         vram_size: 32 << 20,
+        ..Default::default()
     })
     .unwrap();
     let ram = Vram::new(32 << 20).unwrap();

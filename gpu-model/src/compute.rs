@@ -19,6 +19,7 @@
 
 use crate::mem::{PhysAddr, PhysMem};
 use crate::mmu::{Access, FaultType, Pdb, Tlb, WalkError};
+use crate::timing::Traffic;
 
 /// The class number (model-private).
 pub const CLASS: u32 = 0x52c0;
@@ -101,6 +102,8 @@ pub struct Context<'a> {
     pub budget: u64,
     /// Instructions retired in this run.
     pub retired: u64,
+    /// Memory traffic of this run, by path (for the timing model).
+    pub traffic: Traffic,
 }
 
 impl Context<'_> {
@@ -123,7 +126,11 @@ impl Context<'_> {
         })?;
         t.check(access, false)
             .map_err(|t| AccessError::Fault(va, access, t))?;
-        Ok(t.resolve(va))
+        let pa = t.resolve(va);
+        if let Some(p) = pa {
+            self.traffic.add(p.aperture.is_sysmem(), size);
+        }
+        Ok(pa)
     }
 
     fn load(&mut self, va: u64, size: u64) -> Result<u64, AccessError> {

@@ -5,17 +5,25 @@ use std::fmt;
 /// Default VRAM size, MiB.
 pub const DEFAULT_VRAM_MIB: u64 = 256;
 
+use crate::timing::Timing;
+
 /// What can be configured on the command line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// VRAM size in bytes.
     pub vram_size: u64,
+    /// The timing model.
+    pub timing: Timing,
+    /// Keep translations until invalidated (the hardware behaviour).
+    pub strict_tlb: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             vram_size: DEFAULT_VRAM_MIB << 20,
+            timing: Timing::default(),
+            strict_tlb: true,
         }
     }
 }
@@ -26,6 +34,8 @@ pub enum ConfigError {
     /// `NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE` encodes sizes as
     /// `mag << (scale + 20)` with a 6-bit `mag` and a 4-bit `scale`.
     VramSizeNotEncodable(u64),
+    /// A timing parameter out of range.
+    Timing(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -35,6 +45,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "VRAM size {s:#x} is not of the form mag << (scale + 20) with mag < 64, scale < 16"
             ),
+            Self::Timing(e) => f.write_str(e),
         }
     }
 }
@@ -57,6 +68,7 @@ pub fn encode_local_memory_range(size: u64) -> Result<u32, ConfigError> {
 impl Config {
     /// Checks that the device can present this configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.timing.validate().map_err(ConfigError::Timing)?;
         encode_local_memory_range(self.vram_size).map(|_| ())
     }
 }

@@ -31,6 +31,8 @@ struct State {
     boot: Boot,
     faults: FaultUnit,
     tlb: Tlb,
+    /// The device clock: modelled time in ns (see `timing`).
+    clock_ns: u64,
     /// MMU invalidate registers: VADDR, PDB, UPPER_VADDR, UPPER_PDB.
     inval: [u32; 4],
     /// Enabled interrupts already signalled and not yet cleared (tree 0 in
@@ -52,6 +54,7 @@ impl Default for State {
             boot: Boot::default(),
             faults: FaultUnit::default(),
             tlb: Tlb::default(),
+            clock_ns: 0,
             inval: [0; 4],
             signalled: 0,
             swintr: false,
@@ -95,6 +98,7 @@ impl std::error::Error for NewError {}
 impl Gpu {
     /// Creates a device in its reset state.
     pub fn new(config: Config) -> Result<Self, NewError> {
+        let strict_tlb = config.strict_tlb;
         let local_memory_range =
             encode_local_memory_range(config.vram_size).map_err(NewError::Config)?;
         let vram = Vram::new(config.vram_size).map_err(NewError::Io)?;
@@ -104,16 +108,24 @@ impl Gpu {
             vram,
             dma: DmaMap::default(),
             msix: Msix::default(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                tlb: Tlb::new(strict_tlb),
+                ..State::default()
+            }),
             work: Condvar::new(),
             stop: AtomicBool::new(false),
             epoch: Instant::now(),
         })
     }
 
-    /// Nanoseconds since the device was created (the PTIMER).
-    pub fn now_ns(&self) -> u64 {
+    /// Nanoseconds since the device was created (wall time).
+    pub fn uptime_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// The device clock: modelled engine time in ns.
+    pub fn clock_ns(&self) -> u64 {
+        self.lock().clock_ns
     }
 
     pub fn mem(&self) -> GpuMem<'_> {
@@ -138,9 +150,11 @@ impl Gpu {
                     mem: &mem,
                     tlb: &mut st.tlb,
                     faults: &mut st.faults,
-                    now_ns: self.now_ns(),
+                    timing: &self.config.timing,
+                    now_ns: st.clock_ns,
                 };
                 let ev = st.fifo.run(chid, &mut env, SCHED_BUDGET);
+                st.clock_ns = env.now_ns;
                 progressed |= ev.methods > 0 || ev.instructions > 0;
                 if ev.nonstall {
                     st.nonstall |= NONSTALL_HOST;
@@ -208,7 +222,9 @@ impl Gpu {
     /// Device reset: registers and interrupt state go back to their reset
     /// values. VRAM contents survive, as on real hardware.
     pub fn reset(&self) {
-        *self.lock() = State::default();
+        let mut st = self.lock();
+        *st = State::default();
+        st.tlb = Tlb::new(self.config.strict_tlb);
     }
 
     /// Channel state, for tests and diagnostics.
@@ -250,7 +266,7 @@ impl Gpu {
     /// A 32-bit BAR0 read.
     pub fn bar0_read(&self, offset: u64) -> u32 {
         let st = self.lock();
-        if let Some(v) = st.fifo.read(offset, self.now_ns()) {
+        if let Some(v) = st.fifo.read(offset, st.clock_ns) {
             return v;
         }
         if let Some(v) = st.faults.read(offset) {
@@ -388,6 +404,7 @@ mod tests {
     fn gpu(mib: u64) -> Gpu {
         Gpu::new(Config {
             vram_size: mib << 20,
+            ..Default::default()
         })
         .unwrap()
     }
@@ -420,7 +437,8 @@ mod tests {
     fn unencodable_vram_is_refused() {
         assert!(matches!(
             Gpu::new(Config {
-                vram_size: 100 << 10
+                vram_size: 100 << 10,
+                ..Default::default()
             }),
             Err(NewError::Config(_))
         ));

@@ -19,6 +19,7 @@ use crate::compute::{self, ComputeEngine, Run};
 use crate::fault::{client, engine, FaultEntry, FaultUnit, NON_REPLAYABLE};
 use crate::mem::{Aperture, MemError, PhysAddr, PhysMem};
 use crate::mmu::{Access, FaultType, InvalidateScope, Pdb, Tlb, WalkError, SZ_4K};
+use crate::timing::{Timing, Traffic};
 
 pub const NUM_CHANNELS: usize = 512;
 
@@ -156,6 +157,8 @@ pub struct Env<'a> {
     pub mem: &'a dyn PhysMem,
     pub tlb: &'a mut Tlb,
     pub faults: &'a mut FaultUnit,
+    pub timing: &'a Timing,
+    /// The device clock (modelled time, ns); engines advance it.
     pub now_ns: u64,
 }
 
@@ -520,6 +523,7 @@ impl Fifo {
             replayable_en: replayable,
         };
         log::debug!("channel {chid}: {fault_type:?} fault at {va:#x} ({access:?}, {source:?})");
+        env.now_ns += env.timing.faults_ns(1);
         let buffer = if replayable {
             crate::fault::REPLAYABLE
         } else {
@@ -760,8 +764,12 @@ impl Fifo {
             pdb,
             privileged: false,
             now_ns: env.now_ns,
+            read: Traffic::default(),
+            write: Traffic::default(),
         };
-        match c.ce.method(&mut ctx, m, data) {
+        let result = c.ce.method(&mut ctx, m, data);
+        env.now_ns += env.timing.copy_ns(ctx.read, ctx.write);
+        match result {
             Ok(l) => {
                 ev.bytes += l.bytes_read + l.bytes_written;
                 ev.ce_nonstall |= l.nonstall_interrupt;
@@ -813,11 +821,13 @@ impl Fifo {
             pdb,
             budget: COMPUTE_BUDGET,
             retired: 0,
+            traffic: Traffic::default(),
         };
         let run = self.channels[chid]
             .compute
             .run(&mut ctx, &mut |va, a, t| faults.push((va, a, t)));
         ev.instructions += ctx.retired;
+        env.now_ns += env.timing.compute_ns(ctx.retired, ctx.traffic);
         for &(va, a, t) in &faults {
             self.report(chid, env, va, a, t, Source::Compute, replayable);
         }

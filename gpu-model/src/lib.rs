@@ -24,6 +24,7 @@ pub mod mem;
 pub mod mmu;
 pub mod pci;
 pub mod regs;
+pub mod timing;
 pub mod vram;
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ use rsvm_gpu::device::Gpu;
 use vfio_user::Server;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: rsvm-gpu --socket PATH [--vram-mib N]");
+    eprintln!(
+        "usage: rsvm-gpu --socket PATH [--vram-mib N] [--vram-gbps X] [--link-gbps X] \
+         [--fault-latency-us X] [--loose-tlb]"
+    );
     ExitCode::from(2)
 }
 
@@ -26,11 +29,31 @@ fn main() -> ExitCode {
     let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--socket", Some(p)) => socket = Some(PathBuf::from(p)),
-            ("--vram-mib", Some(n)) => match n.parse::<u64>() {
-                Ok(n) => config.vram_size = n << 20,
-                Err(_) => return usage(),
+        if a == "--loose-tlb" {
+            config.strict_tlb = false;
+            continue;
+        }
+        let num = |v: Option<String>| v.and_then(|v| v.parse::<f64>().ok());
+        match a.as_str() {
+            "--socket" => match args.next() {
+                Some(p) => socket = Some(PathBuf::from(p)),
+                None => return usage(),
+            },
+            "--vram-mib" => match args.next().and_then(|n| n.parse::<u64>().ok()) {
+                Some(n) => config.vram_size = n << 20,
+                None => return usage(),
+            },
+            "--vram-gbps" => match num(args.next()) {
+                Some(x) => config.timing.vram_gbps = x,
+                None => return usage(),
+            },
+            "--link-gbps" => match num(args.next()) {
+                Some(x) => config.timing.link_gbps = x,
+                None => return usage(),
+            },
+            "--fault-latency-us" => match num(args.next()) {
+                Some(x) => config.timing.fault_ns = x * 1000.0,
+                None => return usage(),
             },
             _ => return usage(),
         }

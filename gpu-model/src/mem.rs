@@ -90,6 +90,19 @@ pub trait PhysMem: Sync {
         self.write(at, &v.to_le_bytes())
     }
 
+    /// Copies `len` bytes from `src` to `dst` (which must not overlap).
+    fn copy(&self, src: PhysAddr, dst: PhysAddr, len: usize) -> Result<(), MemError> {
+        let mut buf = vec![0u8; len.min(1 << 16)];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len());
+            self.read(src.offset(done as u64), &mut buf[..n])?;
+            self.write(dst.offset(done as u64), &buf[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
     /// Atomically replaces the `size`-byte (4 or 8) value at `at` (aligned
     /// to `size`) with `f(old)`; returns the old value.
     fn atomic_update(
@@ -147,6 +160,56 @@ impl PhysMem for GpuMem<'_> {
             self.dma.write(at.addr, buf).map_err(|_| err)
         } else {
             self.vram.write(at.addr, buf).map_err(|_| err)
+        }
+    }
+
+    fn copy(&self, src: PhysAddr, dst: PhysAddr, len: usize) -> Result<(), MemError> {
+        // One memcpy between the two mappings, whichever they are.
+        let serr = MemError {
+            at: src,
+            len: len as u64,
+        };
+        let derr = MemError {
+            at: dst,
+            len: len as u64,
+        };
+        match (src.aperture.is_sysmem(), dst.aperture.is_sysmem()) {
+            (true, false) => self
+                .vram
+                .with_slice(dst.addr, len, |d| {
+                    self.dma.read(src.addr, d).map_err(|_| serr)
+                })
+                .map_err(|_| derr)?,
+            (false, true) => self
+                .vram
+                .with_slice(src.addr, len, |s| {
+                    self.dma.write(dst.addr, s).map_err(|_| derr)
+                })
+                .map_err(|_| serr)?,
+            (false, false) => {
+                let s = self
+                    .vram
+                    .with_slice(src.addr, len, |s| s.as_ptr())
+                    .map_err(|_| serr)?;
+                self.vram
+                    .with_slice(dst.addr, len, |d| {
+                        // SAFETY: both ranges are inside VRAM (checked);
+                        // `ptr::copy` allows them to overlap.
+                        unsafe { std::ptr::copy(s, d.as_mut_ptr(), len) }
+                    })
+                    .map_err(|_| derr)
+            }
+            (true, true) => {
+                let mut buf = vec![0u8; len.min(1 << 16)];
+                let mut done = 0;
+                while done < len {
+                    let n = (len - done).min(buf.len());
+                    self.read(src.offset(done as u64), &mut buf[..n])?;
+                    self.write(dst.offset(done as u64), &buf[..n])?;
+                    done += n;
+                }
+                Ok(())
+            }
         }
     }
 

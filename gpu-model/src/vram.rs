@@ -89,6 +89,25 @@ impl Vram {
         Ok(op(unsafe { AtomicU64::from_ptr(self.ptr.add(off).cast()) }))
     }
 
+    /// Runs `f` on `len` bytes of VRAM at `offset` as a mutable slice.
+    ///
+    /// The device model is the only writer of VRAM besides the guest CPU
+    /// through BAR1; like hardware, it does not order its accesses against
+    /// the CPU's (the driver does, with fences).
+    pub fn with_slice<R>(
+        &self,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> io::Result<R> {
+        let off = self.check(offset, len)?;
+        // SAFETY: `check` proved the range lies inside the mapping; the slice
+        // does not outlive the call.
+        Ok(f(unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(off), len)
+        }))
+    }
+
     /// Copies into VRAM.
     pub fn write(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let off = self.check(offset, buf.len())?;
