@@ -33,6 +33,9 @@ struct State {
     tlb: Tlb,
     /// The device clock: modelled time in ns (see `timing`).
     clock_ns: u64,
+    /// First access to an unimplemented register since the last clear:
+    /// offset, and whether it was a write.
+    pri_error: Option<(u64, bool)>,
     /// MMU invalidate registers: VADDR, PDB, UPPER_VADDR, UPPER_PDB.
     inval: [u32; 4],
     /// Enabled interrupts already signalled and not yet cleared (tree 0 in
@@ -55,6 +58,7 @@ impl Default for State {
             faults: FaultUnit::default(),
             tlb: Tlb::default(),
             clock_ns: 0,
+            pri_error: None,
             inval: [0; 4],
             signalled: 0,
             swintr: false,
@@ -247,6 +251,9 @@ impl Gpu {
         if st.faults.interrupt() {
             v |= PMC_INTR_HUB;
         }
+        if st.pri_error.is_some() {
+            v |= PMC_INTR_PBUS;
+        }
         v
     }
 
@@ -265,7 +272,7 @@ impl Gpu {
 
     /// A 32-bit BAR0 read.
     pub fn bar0_read(&self, offset: u64) -> u32 {
-        let st = self.lock();
+        let mut st = self.lock();
         if let Some(v) = st.fifo.read(offset, st.clock_ns) {
             return v;
         }
@@ -284,11 +291,11 @@ impl Gpu {
             NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => st.inval[2],
             NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => st.inval[3],
             NV_PFB_PRI_MMU_INVALIDATE => 0, // TRIGGER reads back clear: done
-            _ => self.bar0_read_pmc(&st, offset),
+            _ => self.bar0_read_pmc(&mut st, offset),
         }
     }
 
-    fn bar0_read_pmc(&self, st: &State, offset: u64) -> u32 {
+    fn bar0_read_pmc(&self, st: &mut State, offset: u64) -> u32 {
         match offset {
             NV_PMC_BOOT_0 => BOOT_0_VALUE,
             NV_PMC_INTR_0 => Self::pmc_intr(st),
@@ -300,8 +307,16 @@ impl Gpu {
             {
                 st.scratch[((o - NV_PBUS_SW_SCRATCH) / 4) as usize]
             }
+            NV_PTIMER_TIME_0 => (st.clock_ns as u32) & !0x1f,
+            NV_PTIMER_TIME_1 => (st.clock_ns >> 32) as u32,
+            RSVM_PRI_ERROR_ADDR => st
+                .pri_error
+                .map_or(0, |(a, w)| a as u32 | (u32::from(w) << 31)),
+            RSVM_PRI_ERROR_STATUS => u32::from(st.pri_error.is_some()),
             _ => {
                 log::warn!("BAR0 read of unimplemented register {offset:#x}");
+                st.pri_error.get_or_insert((offset, false));
+                self.update_interrupt(st);
                 PRI_ERROR
             }
         }
@@ -389,7 +404,15 @@ impl Gpu {
             {
                 st.scratch[((o - NV_PBUS_SW_SCRATCH) / 4) as usize] = value;
             }
-            _ => log::warn!("BAR0 write of {value:#x} to unimplemented register {offset:#x}"),
+            RSVM_PRI_ERROR_STATUS => {
+                if value & 1 != 0 {
+                    st.pri_error = None;
+                }
+            }
+            _ => {
+                log::warn!("BAR0 write of {value:#x} to unimplemented register {offset:#x}");
+                st.pri_error.get_or_insert((offset, true));
+            }
         }
     }
 }
@@ -455,10 +478,24 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_registers_read_as_pri_error() {
+    fn unimplemented_registers_raise_a_pri_error() {
         let g = gpu(16);
         assert_eq!(g.bar0_read(0x1234), PRI_ERROR);
         assert_eq!(g.bar0_read(NV_PBUS_SW_SCRATCH + 4 * 64), PRI_ERROR);
+        assert!(g.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PBUS != 0);
+        assert_eq!(
+            g.bar0_read(RSVM_PRI_ERROR_ADDR),
+            0x1234,
+            "the first one is kept"
+        );
+        g.bar0_write(RSVM_PRI_ERROR_STATUS, 1);
+        assert_eq!(g.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PBUS, 0);
+        g.bar0_write(0x4321 << 4, 5);
+        assert_eq!(
+            g.bar0_read(RSVM_PRI_ERROR_ADDR),
+            (0x4321 << 4) | (1 << 31),
+            "a write"
+        );
     }
 
     #[test]

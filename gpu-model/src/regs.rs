@@ -29,6 +29,15 @@ pub const NV_PFB_PRI_MMU_INVALIDATE_PDB: u64 = 0x0010_0cb8;
 pub const NV_PFB_PRI_MMU_INVALIDATE: u64 = 0x0010_0cbc;
 pub const NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR: u64 = 0x0010_0ce8;
 pub const NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB: u64 = 0x0010_0cec;
+/// `NV_PTIMER_TIME_0/1`: the device clock in ns (`TIME_0` bits 4:0 read 0).
+/// In the model the clock is modelled engine time (see `timing`).
+pub const NV_PTIMER_TIME_0: u64 = 0x0000_9400;
+pub const NV_PTIMER_TIME_1: u64 = 0x0000_9410;
+/// Model-private: the first unclaimed PRI access since the last clear
+/// (offset; bit 31 set for a write).
+pub const RSVM_PRI_ERROR_ADDR: u64 = 0x00fe_0210;
+/// Model-private: bit 0 set while a PRI error is latched; write 1 to clear.
+pub const RSVM_PRI_ERROR_STATUS: u64 = 0x00fe_0214;
 /// `NV_PBUS_SW_SCRATCH(i)`: 64 software scratch registers (`dev_bus.ref`).
 pub const NV_PBUS_SW_SCRATCH: u64 = 0x0000_1400;
 /// Number of scratch registers.
@@ -45,6 +54,8 @@ pub const RSVM_SWINTR_STATUS: u64 = 0x00fe_0104;
 pub const PMC_INTR_SOFTWARE: u32 = 1 << 31;
 /// `NV_PMC_INTR(0)` PFIFO bit.
 pub const PMC_INTR_PFIFO: u32 = 1 << 8;
+/// `NV_PMC_INTR(0)` PBUS bit: a PRI access no unit claimed.
+pub const PMC_INTR_PBUS: u32 = 1 << 28;
 /// `NV_PMC_INTR(0)` HUB bit (MMU faults).
 pub const PMC_INTR_HUB: u32 = 1 << 9;
 /// `NV_PMC_INTR(1)` bit: a host `NON_STALL_INTERRUPT` method ran.
