@@ -551,6 +551,23 @@ fn register_path_invalidate() {
 }
 
 #[test]
+fn sched_disable_stops_the_runlist_until_enabled() {
+    let mut r = Rig::new(1);
+    r.gpu.bar0_write(fifo::SCHED_DISABLE, 1);
+    r.gpu.bar0_write(fifo::RUNLIST_PREEMPT, 1);
+    assert_eq!(
+        r.gpu.bar0_read(fifo::RUNLIST_PREEMPT),
+        0,
+        "preempt complete"
+    );
+    r.submit(0, &sem_release(4));
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 0, "scheduling disabled");
+    r.gpu.bar0_write(fifo::SCHED_DISABLE, 0);
+    r.gpu.run_pending();
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 4);
+}
+
+#[test]
 fn invalid_method_puts_only_that_channel_in_error() {
     let mut r = Rig::new(2);
     r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);

@@ -27,7 +27,9 @@ pub const PFIFO_INTR_0: u64 = 0x2100;
 pub const PFIFO_INTR_EN_0: u64 = 0x2140;
 pub const RUNLIST_BASE: u64 = 0x2270;
 pub const RUNLIST: u64 = 0x2274;
+pub const SCHED_DISABLE: u64 = 0x2630;
 pub const PREEMPT: u64 = 0x2634;
+pub const RUNLIST_PREEMPT: u64 = 0x2638;
 pub const PCCSR_CHANNEL_INST: u64 = 0x80_0000;
 pub const PCCSR_CHANNEL: u64 = 0x80_0004;
 pub const USERMODE_CFG0: u64 = 0x81_0000;
@@ -206,6 +208,8 @@ pub struct Fifo {
     intr_en: u32,
     runlist_base: u32,
     preempt: u32,
+    /// `NV_PFIFO_SCHED_DISABLE`: bit 0 stops the (one) runlist.
+    sched_disable: u32,
     error: Option<(u32, ErrorCode, u32)>,
 }
 
@@ -218,6 +222,7 @@ impl Default for Fifo {
             intr_en: 0,
             runlist_base: 0,
             preempt: 0,
+            sched_disable: 0,
             error: None,
         }
     }
@@ -256,6 +261,10 @@ impl Fifo {
             // Preemption completes at a method boundary, which every
             // register access is: never pending when read.
             PREEMPT => self.preempt & !(1 << 20),
+            SCHED_DISABLE => self.sched_disable,
+            // Like a channel preempt, a runlist preempt is complete at the
+            // next boundary, which every register access is.
+            RUNLIST_PREEMPT => 0,
             USERMODE_CFG0 => USERMODE_CLASS,
             USERMODE_TIME_0 => (now_ns as u32) & !0x1f,
             USERMODE_TIME_1 => (now_ns >> 32) as u32,
@@ -304,6 +313,11 @@ impl Fifo {
             RUNLIST_BASE => self.runlist_base = v,
             RUNLIST => return Some(self.submit_runlist(v, mem)),
             PREEMPT => self.preempt = v & 0x0300_0fff,
+            SCHED_DISABLE => {
+                self.sched_disable = v & 1;
+                return Some(v & 1 == 0);
+            }
+            RUNLIST_PREEMPT => {}
             NOTIFY_CHANNEL_PENDING => {
                 let chid = (v & 0xfff) as usize;
                 if let Some(c) = self.channels.get_mut(chid) {
@@ -377,6 +391,7 @@ impl Fifo {
     pub fn runnable(&self, chid: usize) -> bool {
         let c = &self.channels[chid];
         self.engines != 0
+            && self.sched_disable & 1 == 0
             && c.inst_reg & (1 << 31) != 0
             && c.enabled
             && c.in_runlist
