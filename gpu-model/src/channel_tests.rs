@@ -328,8 +328,7 @@ fn copy_engine_fault_switches_the_channel_out_until_cleared() {
     let mut r = Rig::new(1);
     // Non-replayable buffer in sysmem at 0x60_0000, 8 entries.
     let b0 = fault::FAULT_BUFFER_LO;
-    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
-    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    r.fault_buffer(fault::NON_REPLAYABLE, 8);
     r.gpu
         .bar0_write(fault::NISO_INTR_EN_SET, NISO_NON_REPLAYABLE_NOTIFY);
     r.gpu.bar0_write(NV_PMC_INTR_EN_SET_0, PMC_INTR_HUB);
@@ -607,8 +606,7 @@ fn invalid_method_puts_only_that_channel_in_error() {
 fn pushbuffer_fetch_fault_is_a_pbdma_fault() {
     let r = Rig::new(1);
     let b0 = fault::FAULT_BUFFER_LO;
-    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
-    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    r.fault_buffer(fault::NON_REPLAYABLE, 8);
     // A GP entry pointing at unmapped VA 0x900_0000.
     let c = &r.chans[0];
     r.w(c.gpfifo, 0x900_0000);
@@ -736,10 +734,15 @@ impl Rig {
         self.gpu.mem().write_u64(at, v).unwrap();
     }
 
+    /// Enables fault buffer `index` in system memory at 0x60_0000.
+    fn fault_buffer(&self, index: usize, entries: u32) {
+        let base = fault::FAULT_BUFFER_LO + fault::FAULT_BUFFER_STRIDE * index as u64;
+        self.gpu.bar0_write(base, 0x60_0000 | (2 << 1) | 1);
+        self.gpu.bar0_write(base + 16, (1 << 31) | entries);
+    }
+
     fn replay_buffer(&self, entries: u32) {
-        let b1 = fault::FAULT_BUFFER_LO + fault::FAULT_BUFFER_STRIDE;
-        self.gpu.bar0_write(b1, 0x60_0000 | (2 << 1) | 1);
-        self.gpu.bar0_write(b1 + 16, (1 << 31) | entries);
+        self.fault_buffer(fault::REPLAYABLE, entries);
     }
 
     fn replay_put(&self) -> u32 {
@@ -1003,8 +1006,7 @@ fn write_to_a_read_only_page_is_a_replayable_ro_violation() {
 fn without_replay_enabled_a_compute_fault_switches_the_channel_out() {
     let mut r = Rig::new(1);
     let b0 = fault::FAULT_BUFFER_LO;
-    r.gpu.bar0_write(b0, 0x60_0000 | (2 << 1) | 1);
-    r.gpu.bar0_write(b0 + 16, (1 << 31) | 8);
+    r.fault_buffer(fault::NON_REPLAYABLE, 8);
     let pdb = r.pt.pdb.0.addr as u32;
     r.w(PhysAddr::vid(0x1200), pdb | (1 << 10) | (1 << 11)); // no FAULT_REPLAY_*
     r.load_code(&double_kernel());

@@ -92,15 +92,7 @@ pub trait PhysMem: Sync {
 
     /// Copies `len` bytes from `src` to `dst` (which must not overlap).
     fn copy(&self, src: PhysAddr, dst: PhysAddr, len: usize) -> Result<(), MemError> {
-        let mut buf = vec![0u8; len.min(1 << 16)];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(buf.len());
-            self.read(src.offset(done as u64), &mut buf[..n])?;
-            self.write(dst.offset(done as u64), &buf[..n])?;
-            done += n;
-        }
-        Ok(())
+        bounce_copy(self, src, dst, len)
     }
 
     /// Atomically replaces the `size`-byte (4 or 8) value at `at` (aligned
@@ -111,6 +103,24 @@ pub trait PhysMem: Sync {
         size: u64,
         f: &mut dyn FnMut(u64) -> u64,
     ) -> Result<u64, MemError>;
+}
+
+/// A copy through a bounce buffer, for memories with no direct path.
+fn bounce_copy<M: PhysMem + ?Sized>(
+    mem: &M,
+    src: PhysAddr,
+    dst: PhysAddr,
+    len: usize,
+) -> Result<(), MemError> {
+    let mut buf = vec![0u8; len.min(1 << 16)];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        mem.read(src.offset(done as u64), &mut buf[..n])?;
+        mem.write(dst.offset(done as u64), &buf[..n])?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// Applies `f` to the `size`-byte lane at `at` inside a 64-bit atomic word.
@@ -199,17 +209,7 @@ impl PhysMem for GpuMem<'_> {
                     })
                     .map_err(|_| derr)
             }
-            (true, true) => {
-                let mut buf = vec![0u8; len.min(1 << 16)];
-                let mut done = 0;
-                while done < len {
-                    let n = (len - done).min(buf.len());
-                    self.read(src.offset(done as u64), &mut buf[..n])?;
-                    self.write(dst.offset(done as u64), &buf[..n])?;
-                    done += n;
-                }
-                Ok(())
-            }
+            (true, true) => bounce_copy(self, src, dst, len),
         }
     }
 
