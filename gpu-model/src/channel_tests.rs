@@ -605,7 +605,6 @@ fn invalid_method_puts_only_that_channel_in_error() {
 #[test]
 fn pushbuffer_fetch_fault_is_a_pbdma_fault() {
     let r = Rig::new(1);
-    let b0 = fault::FAULT_BUFFER_LO;
     r.fault_buffer(fault::NON_REPLAYABLE, 8);
     // A GP entry pointing at unmapped VA 0x900_0000.
     let c = &r.chans[0];
