@@ -45,11 +45,12 @@ def cargo_tests():
 
 
 def lints():
-    driver = sorted(glob.glob(os.path.join(TOP, "drivers/gpu/drm/rsvm/**/*.rs"), recursive=True))
+    driver = sorted(glob.glob(os.path.join(TOP, "drivers/gpu/drm/rsvm/**/*.rs"), recursive=True)
+                    + glob.glob(os.path.join(TOP, "rust/**/*.rs"), recursive=True))
     p = subprocess.run(["rustfmt", "--check", "--edition", "2021",
                         "--config-path", os.path.join(KSRC, ".rustfmt.toml"), *driver],
                        capture_output=True, text=True)
-    record("lint/rustfmt-driver", p.returncode == 0, p.stdout[:2000])
+    record("lint/rustfmt-kernel", p.returncode == 0, p.stdout[:2000])
     p = subprocess.run(["cargo", "fmt", "--all", "--check"], cwd=TOP, capture_output=True, text=True)
     record("lint/rustfmt-crates", p.returncode == 0, p.stdout[:2000])
     p = subprocess.run(["cargo", "clippy", "--quiet", "--release", "--workspace", "--all-targets", "--",
@@ -65,7 +66,7 @@ def lints():
                        capture_output=True, text=True)
     record("lint/checkpatch", p.returncode == 0, (p.stdout + p.stderr)[:3000])
     p = subprocess.run([os.path.join(TOP, "scripts", "kernel.sh"), "clippy"], capture_output=True, text=True)
-    record("lint/clippy-driver", p.returncode == 0, (p.stdout + p.stderr)[-3000:])
+    record("lint/clippy-kernel", p.returncode == 0, (p.stdout + p.stderr)[-3000:])
 
 
 def guest():

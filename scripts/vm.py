@@ -40,6 +40,11 @@ KERNEL_FAILURES = [
 ]
 
 SUBTEST = re.compile(r"^Subtest (\S+): (SUCCESS|FAIL|SKIP|CRASH)")
+# KUnit suites of this project, run at boot (built into the kernel crate).
+KUNIT_SUITES = ["rust_kernel_hmm"]
+KTAP_SUITE = re.compile(r"^\[[ 0-9.]+\]\s+# Subtest: (\S+)")
+KTAP_CASE = re.compile(r"^\[[ 0-9.]+\] {5}(not ok|ok) \d+ (\S+)(.*)$")
+KTAP_END = re.compile(r"^\[[ 0-9.]+\] (?:not ok|ok) \d+ (\S+)")
 BINARY = re.compile(r"^RSVM-TEST-BINARY: (\S+)")
 EXPECT = re.compile(r"^RSVM-EXPECT: (\S+)")
 TAP = re.compile(r"^(ok|not ok) \d+ (\S+)(.*)$")
@@ -90,7 +95,7 @@ def qemu_cmd(mode, vram_mib, mem_mib, extra_append):
 
 
 def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
-    """Runs one guest; returns (guest userspace output, problems)."""
+    """Runs one guest; returns (guest userspace output, console, problems)."""
     for f in ("bzImage", "initramfs.cpio"):
         if not os.path.exists(os.path.join(BUILD, f)):
             raise SystemExit(f"[rsvm] error: build/{f} is missing (run make)")
@@ -155,7 +160,30 @@ def boot(mode, vram_mib, timeout, echo, mem_mib=1536, extra_append=""):
             break
     if "RSVM-GUEST-DONE" not in text:
         problems.append("the guest did not reach its end marker")
-    return text, problems
+    return text, console, problems
+
+
+def judge_kunit(console):
+    """KTAP results of this project's KUnit suites: [(name, passed, note)]."""
+    results = []
+    suite = None
+    seen = set()
+    for line in console.splitlines():
+        if m := KTAP_SUITE.match(line):
+            suite = m.group(1) if m.group(1) in KUNIT_SUITES else None
+        elif suite and (m := KTAP_CASE.match(line)):
+            ok, name, rest = m.group(1) == "ok", m.group(2), m.group(3)
+            if "# SKIP" in rest:
+                results.append((f"kunit/{suite}/{name}", False, "skipped"))
+            else:
+                results.append((f"kunit/{suite}/{name}", ok, "ok" if ok else "not ok"))
+            seen.add(suite)
+        elif suite and KTAP_END.match(line):
+            suite = None
+    for s in KUNIT_SUITES:
+        if s not in seen:
+            results.append((f"kunit/{s}", False, "the suite did not run"))
+    return results
 
 
 def load_hmm_expectations():
@@ -221,7 +249,7 @@ def main():
 
     os.makedirs(RUN, exist_ok=True)
     t0 = time.monotonic()
-    text, problems = boot(args.mode, args.vram_mib, args.timeout, echo=not args.quiet)
+    text, console, problems = boot(args.mode, args.vram_mib, args.timeout, echo=not args.quiet)
     log(f"guest finished in {time.monotonic() - t0:.1f} s")
 
     if args.mode == "demo":
@@ -229,7 +257,7 @@ def main():
             log(f"FAILED: {p}")
         return 1 if problems else 0
 
-    results = judge_check(text)
+    results = judge_kunit(console) + judge_check(text)
     results += [(f"guest/{p}", False, "see build/run/serial.log and guest.log") for p in problems]
     if not any(n.startswith("hmm-tests/") for n, _, _ in results):
         results.append(("hmm-tests", False, "hmm-tests did not run"))

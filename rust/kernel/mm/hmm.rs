@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HMM: mirror a range of a process's address space into a device.
+//!
+//! [`Range::fault`] resolves the pages of a range through
+//! `hmm_range_fault_unlocked_timeout()`, faulting in what each page's
+//! [`Request`] asks for, and returns the [`ReadSeq`] the result is valid at.
+//! The driver then takes [`IntervalNotifier::lock_if_unchanged`] and writes
+//! its device page tables from [`Range::pages`] while holding it.
+//!
+//! A [`Request::Read`] faults the page in for reading only: a device read
+//! neither breaks COW nor dirties the page.
+//!
+//! C header: [`include/linux/hmm.h`](srctree/include/linux/hmm.h)
+
+use crate::{
+    alloc::KVVec,
+    bindings,
+    error::{to_result, Result},
+    ffi::{c_ulong, c_void},
+    mm::mmu_notifier::{IntervalNotifier, IntervalNotifierOps, ReadSeq},
+    page::PAGE_SIZE,
+    prelude::*,
+    time::Jiffies,
+};
+
+/// What a device needs of one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Nothing: report the page as the CPU has it, without faulting.
+    Snapshot,
+    /// Read access: fault the page in if it is not present.
+    Read,
+    /// Write access: fault the page in writable (breaking COW).
+    Write,
+}
+
+impl Request {
+    fn flags(self) -> c_ulong {
+        match self {
+            Self::Snapshot => 0,
+            Self::Read => bindings::hmm_pfn_flags_HMM_PFN_REQ_FAULT as c_ulong,
+            Self::Write => {
+                (bindings::hmm_pfn_flags_HMM_PFN_REQ_FAULT
+                    | bindings::hmm_pfn_flags_HMM_PFN_REQ_WRITE) as c_ulong
+            }
+        }
+    }
+}
+
+/// The state of one page after a fault or snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageState(c_ulong);
+
+impl PageState {
+    /// The CPU maps the page and [`Self::pfn`] is meaningful.
+    pub fn is_valid(self) -> bool {
+        self.0 & bindings::hmm_pfn_flags_HMM_PFN_VALID as c_ulong != 0
+    }
+
+    /// The CPU maps the page writable.
+    pub fn is_writable(self) -> bool {
+        self.0 & bindings::hmm_pfn_flags_HMM_PFN_WRITE as c_ulong != 0
+    }
+
+    /// The page cannot be accessed (e.g. `PROT_NONE`).
+    pub fn is_error(self) -> bool {
+        self.0 & bindings::hmm_pfn_flags_HMM_PFN_ERROR as c_ulong != 0
+    }
+
+    /// The page frame number (only if [`Self::is_valid`]).
+    pub fn pfn(self) -> usize {
+        self.0 & !(bindings::hmm_pfn_flags_HMM_PFN_FLAGS as c_ulong)
+    }
+
+    /// Order of the CPU mapping that covers the page (0 for 4 KiB, 9 for a
+    /// 2 MiB PMD).
+    pub fn map_order(self) -> u32 {
+        // SAFETY: a pure function of the value.
+        unsafe { bindings::hmm_pfn_to_map_order(self.0) }
+    }
+}
+
+/// A range of an [`IntervalNotifier`]'s address space to mirror.
+pub struct Range<'a, T: IntervalNotifierOps> {
+    notifier: &'a IntervalNotifier<T>,
+    start: usize,
+    requests: KVVec<Request>,
+    pfns: KVVec<c_ulong>,
+    owner: *mut c_void,
+}
+
+impl<'a, T: IntervalNotifierOps> Range<'a, T> {
+    /// A range of `[start, end)` (page-aligned, inside the notifier's
+    /// range) where every page asks for `request`.
+    pub fn new(
+        notifier: &'a IntervalNotifier<T>,
+        start: usize,
+        end: usize,
+        request: Request,
+    ) -> Result<Self> {
+        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
+            return Err(EINVAL);
+        }
+        if !notifier.covers(start, end) {
+            return Err(ERANGE);
+        }
+        let n = (end - start) / PAGE_SIZE;
+        let mut requests = KVVec::with_capacity(n, GFP_KERNEL)?;
+        requests.extend_with(n, request, GFP_KERNEL)?;
+        let mut pfns = KVVec::with_capacity(n, GFP_KERNEL)?;
+        pfns.extend_with(n, 0, GFP_KERNEL)?;
+        Ok(Self {
+            notifier,
+            start,
+            requests,
+            pfns,
+            owner: core::ptr::null_mut(),
+        })
+    }
+
+    /// Changes what page `index` asks for.
+    pub fn set_request(&mut self, index: usize, request: Request) -> Result {
+        *self.requests.get_mut(index).ok_or(EINVAL)? = request;
+        Ok(())
+    }
+
+    /// Device-private pages whose `pgmap_owner` is `owner` are reported as
+    /// they are instead of being migrated back to system memory.
+    pub fn set_device_private_owner(&mut self, owner: *mut c_void) {
+        self.owner = owner;
+    }
+
+    /// Number of pages.
+    pub fn len(&self) -> usize {
+        self.pfns.len()
+    }
+
+    /// Whether the range has no page (never: `new` refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.pfns.is_empty()
+    }
+
+    /// Faults and snapshots the range as requested. Retries internally while
+    /// invalidations race with it, for at most `timeout` (0: forever).
+    ///
+    /// Errors: `EFAULT` for pages with no usable VMA, `EPERM` for a write
+    /// request to a read-only mapping, `EBUSY` on timeout, `EINTR` on a
+    /// fatal signal.
+    pub fn fault(&mut self, timeout: Jiffies) -> Result<ReadSeq> {
+        for (pfn, req) in self.pfns.iter_mut().zip(self.requests.iter()) {
+            *pfn = req.flags();
+        }
+        let mut range = bindings::hmm_range {
+            notifier: self.notifier.raw(),
+            notifier_seq: 0,
+            start: self.start as c_ulong,
+            end: (self.start + self.len() * PAGE_SIZE) as c_ulong,
+            hmm_pfns: self.pfns.as_mut_ptr(),
+            default_flags: 0,
+            // Per-page requests: all of each input entry counts.
+            pfn_flags_mask: c_ulong::MAX,
+            dev_private_owner: self.owner,
+        };
+        // SAFETY: `range` describes `self.len()` pages with as many entries
+        // in `self.pfns`, inside the notifier's range; the notifier is
+        // inserted; the mmap lock is not held (the function takes it).
+        to_result(unsafe { bindings::hmm_range_fault_unlocked_timeout(&mut range, timeout) })?;
+        Ok(ReadSeq::from_raw(range.notifier_seq))
+    }
+
+    /// The state of each page, in order, after the last [`Self::fault`].
+    pub fn pages(&self) -> impl Iterator<Item = PageState> + '_ {
+        self.pfns.iter().map(|&p| PageState(p))
+    }
+
+    /// The state of page `index`.
+    pub fn page(&self, index: usize) -> Option<PageState> {
+        self.pfns.get(index).map(|&p| PageState(p))
+    }
+}
+
+#[macros::kunit_tests(rust_kernel_hmm)]
+mod tests {
+    use super::*;
+    use crate::mm::mmu_notifier::{Event, NotifierRange};
+
+    /// Maps `pages` anonymous pages in a user address space attached to the
+    /// test thread.
+    fn user_map(pages: usize) -> Result<usize> {
+        // SAFETY: called from a KUnit test; the mapping is tracked by KUnit
+        // and removed when the test ends.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                bindings::kunit_get_current_test(),
+                core::ptr::null_mut(),
+                0,
+                pages * PAGE_SIZE,
+                (bindings::PROT_READ | bindings::PROT_WRITE) as c_ulong,
+                (bindings::MAP_ANONYMOUS | bindings::MAP_PRIVATE) as c_ulong,
+                0,
+            )
+        };
+        if addr == 0 || addr >= (-4095isize) as c_ulong {
+            return Err(ENOMEM);
+        }
+        Ok(addr as usize)
+    }
+
+    /// Records the invalidations it sees.
+    struct Recorder;
+
+    #[derive(Default)]
+    struct Seen {
+        events: KVec<(Event, usize, usize)>,
+    }
+
+    // SAFETY: the raw owner pointers in `Event` are only compared, never
+    // dereferenced.
+    unsafe impl Send for Seen {}
+
+    impl IntervalNotifierOps for Recorder {
+        type State = Seen;
+
+        fn invalidate(&self, seen: &mut Seen, range: &NotifierRange<'_>) -> bool {
+            let _ = seen
+                .events
+                .push((range.event(), range.start(), range.end()), GFP_ATOMIC);
+            true
+        }
+    }
+
+    fn notifier(addr: usize, pages: usize) -> Result<Arc<IntervalNotifier<Recorder>>> {
+        let task = crate::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        IntervalNotifier::new(mm, addr, pages * PAGE_SIZE, Recorder, Seen::default())
+    }
+
+    use crate::sync::Arc;
+
+    #[test]
+    fn read_request_is_read_only_write_request_writable() -> Result {
+        let addr = user_map(4)?;
+        let n = notifier(addr, 4)?;
+
+        // Untouched anonymous memory: a read fault maps the zero page, read-only.
+        let mut r = Range::new(&n, addr, addr + 2 * PAGE_SIZE, Request::Read)?;
+        let seq = r.fault(0)?;
+        assert!(n.lock_if_unchanged(seq).is_some());
+        assert!(r.pages().all(|p| p.is_valid() && !p.is_writable()));
+
+        // A write request breaks that: a private, writable page.
+        let mut w = Range::new(&n, addr, addr + 2 * PAGE_SIZE, Request::Write)?;
+        w.fault(0)?;
+        assert!(w.pages().all(|p| p.is_valid() && p.is_writable()));
+        assert_ne!(w.page(0).map(|p| p.pfn()), r.page(0).map(|p| p.pfn()));
+
+        // Snapshot of pages never touched: nothing is faulted in.
+        let mut s = Range::new(
+            &n,
+            addr + 2 * PAGE_SIZE,
+            addr + 4 * PAGE_SIZE,
+            Request::Snapshot,
+        )?;
+        s.fault(0)?;
+        assert!(s.pages().all(|p| !p.is_valid()));
+        Ok(())
+    }
+
+    #[test]
+    fn unmap_invalidates_and_the_read_retries() -> Result {
+        let addr = user_map(4)?;
+        let n = notifier(addr, 4)?;
+        let mut r = Range::new(&n, addr, addr + 4 * PAGE_SIZE, Request::Write)?;
+        let seq = r.fault(0)?;
+
+        // SAFETY: unmapping the test's own mapping, which nothing else uses.
+        let ret = unsafe { bindings::vm_munmap(addr as c_ulong, PAGE_SIZE) };
+        assert_eq!(ret, 0);
+
+        assert!(n.check_retry(seq));
+        // The read must retry.
+        assert!(n.lock_if_unchanged(seq).is_none());
+        let seen = n.lock();
+        assert!(seen
+            .events
+            .iter()
+            .any(|&(e, s, end)| e == Event::Unmap && s == addr && end == addr + PAGE_SIZE));
+        drop(seen);
+
+        // The unmapped page now faults with EFAULT; the rest still resolves.
+        assert_eq!(r.fault(0).err(), Some(EFAULT));
+        let mut rest = Range::new(&n, addr + PAGE_SIZE, addr + 4 * PAGE_SIZE, Request::Read)?;
+        rest.fault(0)?;
+        Ok(())
+    }
+
+    #[test]
+    fn ranges_outside_the_notifier_are_refused() -> Result {
+        let addr = user_map(2)?;
+        let n = notifier(addr, 2)?;
+        assert_eq!(
+            Range::new(&n, addr, addr + 3 * PAGE_SIZE, Request::Read).err(),
+            Some(ERANGE)
+        );
+        assert_eq!(
+            Range::new(&n, addr + 1, addr + PAGE_SIZE, Request::Read).err(),
+            Some(EINVAL)
+        );
+        Ok(())
+    }
+}
