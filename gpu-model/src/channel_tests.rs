@@ -484,6 +484,8 @@ fn timestamps_measure_modelled_engine_time() {
         r.gpu.bar0_read(fifo::USERMODE_TIME_1),
         (t(0x60) >> 32) as u32
     );
+    // The clock never runs behind a timestamp it wrote.
+    assert!(r.gpu.clock_ns() >= t(0x60));
 }
 
 #[test]

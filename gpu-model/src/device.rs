@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::boot::Boot;
 use crate::config::{encode_local_memory_range, Config, ConfigError};
@@ -78,7 +78,6 @@ pub struct Gpu {
     /// Wakes the engine thread.
     work: Condvar,
     stop: AtomicBool,
-    epoch: Instant,
 }
 
 /// An error creating the device.
@@ -118,13 +117,7 @@ impl Gpu {
             }),
             work: Condvar::new(),
             stop: AtomicBool::new(false),
-            epoch: Instant::now(),
         })
-    }
-
-    /// Nanoseconds since the device was created (wall time).
-    pub fn uptime_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// The device clock: modelled engine time in ns.
