@@ -34,3 +34,44 @@ __rust_helper unsigned int rust_helper_hmm_pfn_to_map_order(unsigned long hmm_pf
 	return hmm_pfn_to_map_order(hmm_pfn);
 }
 #endif
+
+#ifdef CONFIG_MIGRATION
+#include <linux/highmem.h>
+#include <linux/migrate.h>
+#include <linux/pagemap.h>
+
+__rust_helper unsigned long rust_helper_migrate_pfn(unsigned long pfn)
+{
+	return migrate_pfn(pfn);
+}
+
+__rust_helper struct page *rust_helper_migrate_pfn_to_page(unsigned long mpfn)
+{
+	return migrate_pfn_to_page(mpfn);
+}
+
+__rust_helper unsigned long rust_helper_page_to_pfn(const struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+__rust_helper void rust_helper_lock_page(struct page *page)
+{
+	lock_page(page);
+}
+
+__rust_helper void rust_helper_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+__rust_helper void rust_helper_copy_highpage(struct page *to, struct page *from)
+{
+	copy_highpage(to, from);
+}
+
+__rust_helper void rust_helper_clear_highpage(struct page *page)
+{
+	clear_highpage(page);
+}
+#endif

@@ -180,31 +180,37 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
     }
 }
 
+/// Maps `pages` anonymous read-write pages into a user address space
+/// attached to the current KUnit test's thread; KUnit unmaps them when the
+/// test ends.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_user_map(pages: usize) -> Result<usize> {
+    // SAFETY: called from a KUnit test; the mapping is tracked by KUnit and
+    // removed when the test ends.
+    let addr = unsafe {
+        bindings::kunit_vm_mmap(
+            bindings::kunit_get_current_test(),
+            core::ptr::null_mut(),
+            0,
+            pages * PAGE_SIZE,
+            (bindings::PROT_READ | bindings::PROT_WRITE) as c_ulong,
+            (bindings::MAP_ANONYMOUS | bindings::MAP_PRIVATE) as c_ulong,
+            0,
+        )
+    };
+    if addr == 0 || addr >= (-4095isize) as c_ulong {
+        return Err(ENOMEM);
+    }
+    Ok(addr as usize)
+}
+
 #[macros::kunit_tests(rust_kernel_hmm)]
 mod tests {
     use super::*;
     use crate::mm::mmu_notifier::{Event, NotifierRange};
 
-    /// Maps `pages` anonymous pages in a user address space attached to the
-    /// test thread.
     fn user_map(pages: usize) -> Result<usize> {
-        // SAFETY: called from a KUnit test; the mapping is tracked by KUnit
-        // and removed when the test ends.
-        let addr = unsafe {
-            bindings::kunit_vm_mmap(
-                bindings::kunit_get_current_test(),
-                core::ptr::null_mut(),
-                0,
-                pages * PAGE_SIZE,
-                (bindings::PROT_READ | bindings::PROT_WRITE) as c_ulong,
-                (bindings::MAP_ANONYMOUS | bindings::MAP_PRIVATE) as c_ulong,
-                0,
-            )
-        };
-        if addr == 0 || addr >= (-4095isize) as c_ulong {
-            return Err(ENOMEM);
-        }
-        Ok(addr as usize)
+        kunit_user_map(pages)
     }
 
     /// Records the invalidations it sees.
