@@ -145,7 +145,7 @@ pub struct Channel {
     seg: Option<(u64, u32)>,
     hdr: Option<Header>,
     /// A method to run again (after a fault or a blocked acquire).
-    retry: Option<(u8, u32, u32)>,
+    retry: Option<Call>,
     subch: [u32; 8],
     sem_addr: u64,
     sem_payload: u64,
@@ -162,6 +162,39 @@ pub struct Env<'a> {
     pub timing: &'a Timing,
     /// The device clock (modelled time, ns); engines advance it.
     pub now_ns: u64,
+}
+
+/// A method as a channel executes it.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    subch: u8,
+    /// Method offset in bytes.
+    m: u32,
+    data: u32,
+}
+
+impl Call {
+    const fn new(subch: u8, m: u32, data: u32) -> Self {
+        Self { subch, m, data }
+    }
+}
+
+/// A translation fault: where, how, and what kind.
+#[derive(Clone, Copy, Debug)]
+struct FaultInfo {
+    va: u64,
+    access: Access,
+    fault_type: FaultType,
+}
+
+impl FaultInfo {
+    const fn new(va: u64, access: Access, fault_type: FaultType) -> Self {
+        Self {
+            va,
+            access,
+            fault_type,
+        }
+    }
 }
 
 /// Which unit made an access.
@@ -488,16 +521,8 @@ impl Fifo {
     /// Reports a non-replayable fault and switches the channel out: an
     /// engine fault (copy or compute engine) sets `ENG_FAULTED`, a host
     /// fault `PBDMA_FAULTED`.
-    fn fault(
-        &mut self,
-        chid: usize,
-        env: &mut Env<'_>,
-        va: u64,
-        access: Access,
-        fault_type: FaultType,
-        source: Source,
-    ) -> Stop {
-        self.report(chid, env, va, access, fault_type, source, false);
+    fn fault(&mut self, chid: usize, env: &mut Env<'_>, fault: FaultInfo, source: Source) -> Stop {
+        self.report(chid, env, fault, source, false);
         let c = &mut self.channels[chid];
         if source == Source::Host {
             c.pbdma_faulted = true;
@@ -507,17 +532,19 @@ impl Fifo {
         Stop::Faulted
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn report(
         &mut self,
         chid: usize,
         env: &mut Env<'_>,
-        va: u64,
-        access: Access,
-        fault_type: FaultType,
+        fault: FaultInfo,
         source: Source,
         replayable: bool,
     ) {
+        let FaultInfo {
+            va,
+            access,
+            fault_type,
+        } = fault;
         let inst = self.inst(chid).unwrap_or(PhysAddr::vid(0));
         let (engine_id, client, hub) = match source {
             Source::Host => (engine::HOST0, client::HUB_HOST, true),
@@ -604,7 +631,12 @@ impl Fifo {
 
     fn pbdma_error(&mut self, chid: usize, env: &mut Env<'_>, e: (u64, WalkError)) -> Stop {
         match e.1 {
-            WalkError::Fault(t) => self.fault(chid, env, e.0, Access::Read, t, Source::Host),
+            WalkError::Fault(t) => self.fault(
+                chid,
+                env,
+                FaultInfo::new(e.0, Access::Read, t),
+                Source::Host,
+            ),
             WalkError::Mem(_) => Stop::Error(ErrorCode::BadPhysicalAccess, e.0 as u32),
             WalkError::Encoding(_) => Stop::Error(ErrorCode::InvalidEncoding, e.0 as u32),
         }
@@ -627,8 +659,8 @@ impl Fifo {
         };
         while ev.methods < budget {
             // A method that faulted or blocked runs again first.
-            if let Some((s, m, d)) = self.channels[chid].retry.take() {
-                if let Err(stop) = self.exec(chid, pdb, env, ev, s, m, d) {
+            if let Some(call) = self.channels[chid].retry.take() {
+                if let Err(stop) = self.exec(chid, pdb, env, ev, call) {
                     return stop;
                 }
                 ev.methods += 1;
@@ -654,7 +686,9 @@ impl Fifo {
                     }
                     next.first = false;
                     c.hdr = (next.left > 0).then_some(next);
-                    if let Err(stop) = self.exec(chid, pdb, env, ev, h.subch, addr * 4, data) {
+                    if let Err(stop) =
+                        self.exec(chid, pdb, env, ev, Call::new(h.subch, addr * 4, data))
+                    {
                         return stop;
                     }
                     ev.methods += 1;
@@ -685,7 +719,9 @@ impl Fifo {
                     5 => HeaderKind::OneInc,
                     4 => {
                         // Immediate data: the method's data is in 28:16.
-                        if let Err(stop) = self.exec(chid, pdb, env, ev, subch, addr * 4, count) {
+                        if let Err(stop) =
+                            self.exec(chid, pdb, env, ev, Call::new(subch, addr * 4, count))
+                        {
                             return stop;
                         }
                         ev.methods += 1;
@@ -751,23 +787,21 @@ impl Fifo {
         Stop::Idle
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn exec(
         &mut self,
         chid: usize,
         pdb: Option<Pdb>,
         env: &mut Env<'_>,
         ev: &mut Events,
-        subch: u8,
-        m: u32,
-        data: u32,
+        call: Call,
     ) -> Result<(), Stop> {
+        let Call { subch, m, data } = call;
         if m < 0x100 {
-            return self.host_method(chid, pdb, env, ev, subch, m, data);
+            return self.host_method(chid, pdb, env, ev, call);
         }
         let class = self.channels[chid].subch[subch as usize];
         if class == compute::CLASS {
-            return self.compute_method(chid, pdb, env, ev, subch, m, data);
+            return self.compute_method(chid, pdb, env, ev, call);
         }
         if class != ce::CLASS {
             return Err(Stop::Error(ErrorCode::InvalidMethod, m));
@@ -796,8 +830,13 @@ impl Fifo {
                 access,
                 fault_type,
             }) => {
-                c.retry = Some((subch, m, data));
-                Err(self.fault(chid, env, va, access, fault_type, Source::Copy))
+                c.retry = Some(call);
+                Err(self.fault(
+                    chid,
+                    env,
+                    FaultInfo::new(va, access, fault_type),
+                    Source::Copy,
+                ))
             }
             Err(CeError::Invalid(why)) => {
                 log::warn!("channel {chid}: copy engine: {why}");
@@ -809,17 +848,15 @@ impl Fifo {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn compute_method(
         &mut self,
         chid: usize,
         pdb: Option<Pdb>,
         env: &mut Env<'_>,
         ev: &mut Events,
-        subch: u8,
-        m: u32,
-        data: u32,
+        call: Call,
     ) -> Result<(), Stop> {
+        let Call { m, data, .. } = call;
         let invalid = |why: &str| {
             log::warn!("channel {chid}: compute: {why}");
             Stop::Error(ErrorCode::InvalidEncoding, m)
@@ -838,13 +875,13 @@ impl Fifo {
             retired: 0,
             traffic: Traffic::default(),
         };
-        let run = self.channels[chid]
-            .compute
-            .run(&mut ctx, &mut |va, a, t| faults.push((va, a, t)));
+        let run = self.channels[chid].compute.run(&mut ctx, &mut |va, a, t| {
+            faults.push(FaultInfo::new(va, a, t))
+        });
         ev.instructions += ctx.retired;
         env.now_ns += env.timing.compute_ns(ctx.retired, ctx.traffic);
-        for &(va, a, t) in &faults {
-            self.report(chid, env, va, a, t, Source::Compute, replayable);
+        for f in faults {
+            self.report(chid, env, f, Source::Compute, replayable);
         }
         let c = &mut self.channels[chid];
         match run {
@@ -853,17 +890,17 @@ impl Fifo {
                 Ok(())
             }
             Run::Yield => {
-                c.retry = Some((subch, m, data));
+                c.retry = Some(call);
                 Err(Stop::Yield)
             }
             Run::Stalled if replayable => {
-                c.retry = Some((subch, m, data));
+                c.retry = Some(call);
                 Err(Stop::Waiting)
             }
             Run::Stalled => {
                 // Not replayable: fault and switch, like the copy engine;
                 // once ENG_FAULTED is cleared the stalled accesses retry.
-                c.retry = Some((subch, m, data));
+                c.retry = Some(call);
                 c.compute.replay();
                 c.eng_faulted = true;
                 Err(Stop::Faulted)
@@ -889,17 +926,15 @@ impl Fifo {
         Ok(t.resolve(va))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn host_method(
         &mut self,
         chid: usize,
         pdb: Option<Pdb>,
         env: &mut Env<'_>,
         ev: &mut Events,
-        subch: u8,
-        m: u32,
-        v: u32,
+        call: Call,
     ) -> Result<(), Stop> {
+        let Call { subch, m, data: v } = call;
         let c = &mut self.channels[chid];
         match m {
             mthd::SET_OBJECT => {
@@ -1011,8 +1046,8 @@ impl Fifo {
         let pa = match Self::sem_access(env, pdb, va, access) {
             Ok(p) => p,
             Err((va, WalkError::Fault(t))) => {
-                self.channels[chid].retry = Some((subch, mthd::SEM_EXECUTE, v));
-                return Err(self.fault(chid, env, va, access, t, Source::Host));
+                self.channels[chid].retry = Some(Call::new(subch, mthd::SEM_EXECUTE, v));
+                return Err(self.fault(chid, env, FaultInfo::new(va, access, t), Source::Host));
             }
             Err((_, WalkError::Mem(_))) => {
                 return Err(Stop::Error(ErrorCode::BadPhysicalAccess, 4))
@@ -1097,7 +1132,7 @@ impl Fifo {
                     _ => (cur | payload) & mask != mask,
                 };
                 if !ok {
-                    self.channels[chid].retry = Some((subch, mthd::SEM_EXECUTE, v));
+                    self.channels[chid].retry = Some(Call::new(subch, mthd::SEM_EXECUTE, v));
                     return Err(Stop::Blocked);
                 }
             }
