@@ -89,12 +89,10 @@ pub enum CeError {
     Mem(MemError),
 }
 
-/// What a successful launch did.
+/// What a successful launch did (its memory traffic is in the
+/// [`Context`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Launched {
-    /// Bytes read and written, for the timing model.
-    pub bytes_read: u64,
-    pub bytes_written: u64,
     /// A non-stall ("non-blocking") interrupt was requested.
     pub nonstall_interrupt: bool,
     /// A stall ("blocking") interrupt was requested.
@@ -349,14 +347,14 @@ impl CopyEngine {
                 1
             };
             if v & REMAP != 0 {
-                self.remap(ctx, src, dst, lines, &mut out)?;
+                self.remap(ctx, src, dst, lines)?;
             } else {
-                self.copy(ctx, src, dst, lines, &mut out)?;
+                self.copy(ctx, src, dst, lines)?;
             }
         }
         match (v >> 3) & 3 {
             0 => {}
-            1 | 2 => self.release(ctx, v, &mut out)?,
+            1 | 2 => self.release(ctx, v)?,
             _ => return Err(CeError::Invalid("LAUNCH_DMA: SEMAPHORE_TYPE 3 (C5B5+)")),
         }
         match (v >> 5) & 3 {
@@ -380,14 +378,7 @@ impl CopyEngine {
         Ok((s, d))
     }
 
-    fn copy(
-        &self,
-        ctx: &mut Context<'_>,
-        src: Side,
-        dst: Side,
-        lines: u32,
-        out: &mut Launched,
-    ) -> Result<(), CeError> {
+    fn copy(&self, ctx: &mut Context<'_>, src: Side, dst: Side, lines: u32) -> Result<(), CeError> {
         let len = u64::from(self.line_length);
         // Translate everything first: a faulting launch must leave memory as
         // it was, so that running it again after CLEAR_FAULTED is exact. The
@@ -433,8 +424,6 @@ impl CopyEngine {
                 };
             }
         }
-        out.bytes_read += len * u64::from(lines);
-        out.bytes_written += len * u64::from(lines);
         Ok(())
     }
 
@@ -444,7 +433,6 @@ impl CopyEngine {
         src: Side,
         dst: Side,
         lines: u32,
-        out: &mut Launched,
     ) -> Result<(), CeError> {
         let c = self.components;
         let csize = ((c >> 16) & 3) as usize + 1;
@@ -512,14 +500,10 @@ impl CopyEngine {
                 }
             }
         }
-        if uses_src {
-            out.bytes_read += elems * sbytes * u64::from(lines);
-        }
-        out.bytes_written += elems * dbytes * u64::from(lines);
         Ok(())
     }
 
-    fn release(&self, ctx: &mut Context<'_>, v: u32, out: &mut Launched) -> Result<(), CeError> {
+    fn release(&self, ctx: &mut Context<'_>, v: u32) -> Result<(), CeError> {
         use launch::*;
         let va = (u64::from(self.sem_upper & 0x1_ffff) << 32) | u64::from(self.sem_lower);
         let four = (v >> 3) & 3 == 2;
@@ -569,11 +553,9 @@ impl CopyEngine {
             b[8..16].copy_from_slice(&ctx.now_ns.to_le_bytes());
             ctx.probe(Side::Virtual, va, 16, Access::Write)?;
             ctx.write(Side::Virtual, va, &b)?;
-            out.bytes_written += 16;
         } else {
             ctx.probe(Side::Virtual, va, 4, Access::Write)?;
             ctx.write(Side::Virtual, va, &payload.to_le_bytes())?;
-            out.bytes_written += 4;
         }
         Ok(())
     }
@@ -596,6 +578,8 @@ mod tests {
         pt: PageTables,
         tlb: Tlb,
         ce: CopyEngine,
+        /// Bytes the last `run` read, by path.
+        read: Traffic,
     }
 
     const SYS_VA: u64 = 0x1000_0000;
@@ -627,6 +611,7 @@ mod tests {
                 pt,
                 tlb: Tlb::default(),
                 ce: CopyEngine::default(),
+                read: Traffic::default(),
             }
         }
 
@@ -641,11 +626,15 @@ mod tests {
                 read: Traffic::default(),
                 write: Traffic::default(),
             };
-            let mut last = Launched::default();
+            let mut last = Ok(Launched::default());
             for &(m, v) in methods {
-                last = self.ce.method(&mut ctx, m, v)?;
+                last = self.ce.method(&mut ctx, m, v);
+                if last.is_err() {
+                    break;
+                }
             }
-            Ok(last)
+            self.read = ctx.read;
+            last
         }
 
         fn put(&self, at: PhysAddr, b: &[u8]) {
@@ -697,8 +686,14 @@ mod tests {
             4096,
             MULTI_LINE | SRC_PHYSICAL | DST_PHYSICAL,
         ));
-        let l = r.run(&m).unwrap();
-        assert_eq!(l.bytes_read, 3 * 4096);
+        r.run(&m).unwrap();
+        assert_eq!(
+            r.read,
+            Traffic {
+                vram: 0,
+                sys: 3 * 4096
+            }
+        );
         assert_eq!(r.get(PhysAddr::vid(0x50_0000), data.len()), data);
 
         let mut m = vec![(mthd::SET_SRC_PHYS_MODE, 0), (mthd::SET_DST_PHYS_MODE, 2)];

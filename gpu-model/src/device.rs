@@ -164,7 +164,6 @@ impl Gpu {
                 }
                 total.instructions += ev.instructions;
                 total.methods += ev.methods;
-                total.bytes += ev.bytes;
                 total.faulted |= ev.faulted;
                 total.error |= ev.error;
             }

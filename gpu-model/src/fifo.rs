@@ -105,7 +105,6 @@ pub struct Events {
     pub faulted: bool,
     pub error: bool,
     pub methods: u64,
-    pub bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -820,7 +819,6 @@ impl Fifo {
         env.now_ns += env.timing.copy_ns(ctx.read, ctx.write);
         match result {
             Ok(l) => {
-                ev.bytes += l.bytes_read + l.bytes_written;
                 ev.ce_nonstall |= l.nonstall_interrupt;
                 ev.stall |= l.stall_interrupt;
                 Ok(())
