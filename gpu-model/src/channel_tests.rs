@@ -30,6 +30,18 @@ const CODE_VA: u64 = 0x600_0000; // sysmem 0x90_0000, 4 pages
 const STACK_VA: u64 = 0x610_0000; // sysmem 0xa0_0000, 16 pages
 const HOLE_VA: u64 = 0x800_0000; // unmapped until a test maps it
 
+/// A 32 MiB device and 32 MiB of "guest RAM" mapped for its DMA at 0.
+fn fresh_gpu() -> (Gpu, Vram) {
+    let gpu = Gpu::new(Config {
+        vram_size: 32 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let ram = Vram::new(32 << 20).unwrap();
+    gpu.dma.map(0, 32 << 20, ram.file(), 0).unwrap();
+    (gpu, ram)
+}
+
 /// Uploads a firmware image the way the driver does: into guest memory,
 /// then DMA base/size and STARTCPU.
 fn boot(gpu: &Gpu, image: &[u8]) {
@@ -85,13 +97,7 @@ impl Rig {
 
     /// The same, with no firmware uploaded yet.
     fn unbooted(nchan: u32) -> Self {
-        let gpu = Gpu::new(Config {
-            vram_size: 32 << 20,
-            ..Default::default()
-        })
-        .unwrap();
-        let ram = Vram::new(32 << 20).unwrap();
-        gpu.dma.map(0, 32 << 20, ram.file(), 0).unwrap();
+        let (gpu, ram) = fresh_gpu();
         let pt = PageTables::new(0x10_0000);
         {
             let mem = gpu.mem();
@@ -488,9 +494,9 @@ fn timestamps_measure_modelled_engine_time() {
     assert!(r.gpu.clock_ns() >= t(0x60));
 }
 
-#[test]
-fn stale_translation_until_mem_op_invalidate() {
-    let mut r = Rig::new(1);
+/// Copies from DATA_VA ("old!") once, so its translation is cached, then
+/// remaps DATA_VA to a page holding "new!" without invalidating.
+fn remap_cached_page(r: &mut Rig) {
     r.gpu
         .mem()
         .write(PhysAddr::sys(0x40_0000), b"old!")
@@ -500,12 +506,18 @@ fn stale_translation_until_mem_op_invalidate() {
         .write(PhysAddr::sys(0x45_0000), b"new!")
         .unwrap();
     r.submit(0, &copy_methods(DATA_VA, VID_VA, 4));
-    // Remap DATA_VA without an invalidate: the copy still reads the old page.
     r.pt.set_pte_4k(
         &r.gpu.mem(),
         DATA_VA,
         pte(PhysAddr::sys(0x45_0000), Flags::default()),
     );
+}
+
+#[test]
+fn stale_translation_until_mem_op_invalidate() {
+    let mut r = Rig::new(1);
+    remap_cached_page(&mut r);
+    // No invalidate yet: the copy still reads the old page.
     r.submit(0, &copy_methods(DATA_VA, VID_VA + 16, 4));
     let mut b = [0u8; 4];
     r.gpu.mem().read(PhysAddr::vid(0x80_0010), &mut b).unwrap();
@@ -526,20 +538,7 @@ fn stale_translation_until_mem_op_invalidate() {
 #[test]
 fn register_path_invalidate() {
     let mut r = Rig::new(1);
-    r.gpu
-        .mem()
-        .write(PhysAddr::sys(0x40_0000), b"old!")
-        .unwrap();
-    r.gpu
-        .mem()
-        .write(PhysAddr::sys(0x45_0000), b"new!")
-        .unwrap();
-    r.submit(0, &copy_methods(DATA_VA, VID_VA, 4));
-    r.pt.set_pte_4k(
-        &r.gpu.mem(),
-        DATA_VA,
-        pte(PhysAddr::sys(0x45_0000), Flags::default()),
-    );
+    remap_cached_page(&mut r);
     // PDB then INVALIDATE(ALL_VA | TRIGGER), as nouveau does.
     r.gpu
         .bar0_write(NV_PFB_PRI_MMU_INVALIDATE_PDB, (r.pt.pdb.0.addr >> 8) as u32);
@@ -1094,17 +1093,6 @@ fn broken_kernels_fail_the_job() {
     pb.extend(r.launch(DATA_VA, 1, 0));
     r.submit(2, &pb);
     assert_eq!(r.error_of(2), Some(ErrorCode::JobFailed));
-}
-
-fn fresh_gpu() -> (Gpu, Vram) {
-    let gpu = Gpu::new(Config {
-        vram_size: 32 << 20,
-        ..Default::default()
-    })
-    .unwrap();
-    let ram = Vram::new(32 << 20).unwrap();
-    gpu.dma.map(0, 32 << 20, ram.file(), 0).unwrap();
-    (gpu, ram)
 }
 
 #[test]
