@@ -42,7 +42,7 @@ impl File {
             uapi::DRM_RSVM_PARAM_VA_BITS => gpu::VA_BITS.into(),
             uapi::DRM_RSVM_PARAM_PAGE_SIZES => gpu::PAGE_SIZES,
             uapi::DRM_RSVM_PARAM_UAPI_VERSION => uapi::DRM_RSVM_UAPI_VERSION.into(),
-            uapi::DRM_RSVM_PARAM_FIRMWARE_VERSION => spec.firmware_version.into(),
+            uapi::DRM_RSVM_PARAM_FIRMWARE_VERSION => reg.gpu.firmware_version().into(),
             _ => return Err(EINVAL),
         };
         Ok(0)

@@ -36,8 +36,6 @@ pub(crate) struct Spec {
     pub(crate) boot0: u32,
     /// Local memory (VRAM) size in bytes.
     pub(crate) vram_size: u64,
-    /// Running firmware, `major << 16 | minor`.
-    pub(crate) firmware_version: u32,
 }
 
 impl Spec {
@@ -58,12 +56,9 @@ impl Spec {
             return Err(ENODEV);
         }
 
-        let firmware_version = crate::fw::boot(pdev, bar, arch)?;
-
         Ok(Self {
             boot0: boot0.into_raw(),
             vram_size,
-            firmware_version,
         })
     }
 }
@@ -76,17 +71,21 @@ pub(crate) struct Gpu<'bound> {
     pdev: &'bound pci::Device<Bound>,
     bar: Bar0<'bound>,
     spec: Spec,
+    /// Running firmware, `major << 16 | minor`.
+    firmware_version: u32,
     /// Software interrupts serviced since probe.
     swintr_count: Atomic<u32>,
 }
 
 impl<'bound> Gpu<'bound> {
-    /// Maps BAR0, identifies the chip and leaves all interrupts disabled.
+    /// Maps BAR0, identifies the chip, boots its firmware and leaves all
+    /// interrupts disabled.
     pub(crate) fn new(pdev: &'bound pci::Device<Bound>) -> Result<Self> {
         let bar = pdev
             .iomap_region_sized::<BAR0_SIZE>(0, c"rsvm/bar0")
             .inspect_err(|e| dev_err!(pdev, "cannot map BAR0: {:?}\n", e))?;
         let spec = Spec::read(pdev, &bar)?;
+        let firmware_version = crate::fw::boot(pdev, &bar, ARCH_RSVM_MODEL)?;
         bar.write_reg(regs::NV_PMC_INTR_EN_CLEAR_0::from(u32::MAX));
 
         dev_info!(
@@ -100,12 +99,18 @@ impl<'bound> Gpu<'bound> {
             pdev,
             bar,
             spec,
+            firmware_version,
             swintr_count: Atomic::new(0),
         })
     }
 
     pub(crate) fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// The running firmware's version, `major << 16 | minor`.
+    pub(crate) fn firmware_version(&self) -> u32 {
+        self.firmware_version
     }
 
     /// Enables the interrupt sources this driver services.
