@@ -41,7 +41,7 @@ KERNEL_FAILURES = [
 
 SUBTEST = re.compile(r"^Subtest (\S+): (SUCCESS|FAIL|SKIP|CRASH)")
 # KUnit suites of this project, run at boot (built into the kernel crate).
-KUNIT_SUITES = ["rust_kernel_hmm", "rust_kernel_migrate"]
+KUNIT_SUITES = ["rust_kernel_hmm", "rust_kernel_migrate", "rust_kernel_pagemap"]
 KTAP_SUITE = re.compile(r"^\[[ 0-9.]+\]\s+# Subtest: (\S+)")
 KTAP_CASE = re.compile(r"^\[[ 0-9.]+\] {5}(not ok|ok) \d+ (\S+)(.*)$")
 KTAP_END = re.compile(r"^\[[ 0-9.]+\] (?:not ok|ok) \d+ (\S+)")

@@ -74,4 +74,55 @@ __rust_helper void rust_helper_clear_highpage(struct page *page)
 {
 	clear_highpage(page);
 }
+
+__rust_helper struct page *rust_helper_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+__rust_helper struct folio *rust_helper_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
+__rust_helper unsigned int rust_helper_folio_order(const struct folio *folio)
+{
+	return folio_order(folio);
+}
+
+__rust_helper bool rust_helper_is_zone_device_page(const struct page *page)
+{
+	return is_zone_device_page(page);
+}
+
+__rust_helper struct folio *rust_helper_folio_alloc(gfp_t gfp, unsigned int order)
+{
+	return folio_alloc(gfp, order);
+}
+#endif
+
+#ifdef CONFIG_DEVICE_PRIVATE
+#include <linux/memremap.h>
+
+__rust_helper int rust_helper_page_ref_count(const struct page *page)
+{
+	return page_ref_count(page);
+}
+
+__rust_helper struct dev_pagemap *rust_helper_page_pgmap(const struct page *page)
+{
+	return page_pgmap(page);
+}
+
+__rust_helper bool rust_helper_is_device_private_page(const struct page *page)
+{
+	return is_device_private_page(page);
+}
+
+__rust_helper void rust_helper_zone_device_folio_init(struct folio *folio,
+						       struct dev_pagemap *pgmap,
+						       unsigned int order)
+{
+	zone_device_folio_init(folio, pgmap, order);
+}
 #endif

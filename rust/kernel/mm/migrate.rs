@@ -22,10 +22,12 @@ use crate::{
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
     mm::virt::VmaRef,
-    page::PAGE_SIZE,
+    page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
 };
-use core::marker::PhantomData;
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+use crate::mm::pagemap::{DeviceFolio, Pagemap, PagemapOps};
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// Which pages a session collects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,12 @@ impl core::ops::BitOr for Select {
     fn bitor(self, rhs: Self) -> Self {
         Self(self.0 | rhs.0)
     }
+}
+
+/// The `migrate_pfn` entry of `page`.
+pub(crate) fn migrate_pfn_of(page: NonNull<bindings::page>) -> c_ulong {
+    // SAFETY: a pure function of a valid page.
+    unsafe { bindings::migrate_pfn(bindings::page_to_pfn(page.as_ptr())) }
 }
 
 /// Source pages collected, destinations being provided.
@@ -82,6 +90,45 @@ impl Source {
         self.has_page()
             .then_some(self.0 >> bindings::MIGRATE_PFN_SHIFT)
     }
+
+    /// The entry stands for a whole huge (PMD-sized) folio, collected with
+    /// [`Select::COMPOUND`]; the entries of its other pages are empty.
+    pub fn is_compound(self) -> bool {
+        self.0 & bindings::MIGRATE_PFN_COMPOUND as c_ulong != 0
+    }
+
+    /// The folio order a destination for this entry must have.
+    pub fn order(self) -> u32 {
+        match self.is_compound() {
+            true => bindings::PMD_ORDER,
+            false => 0,
+        }
+    }
+
+    fn page(self) -> Option<NonNull<bindings::page>> {
+        // SAFETY: a pure function of the entry.
+        self.has_page()
+            .then(|| NonNull::new(unsafe { bindings::migrate_pfn_to_page(self.0) }))
+            .flatten()
+    }
+
+    /// The source is a device page (device-private or other `ZONE_DEVICE`).
+    fn is_device(self) -> bool {
+        // SAFETY: a collected entry's page is locked by the session.
+        self.page()
+            .is_some_and(|p| unsafe { bindings::is_zone_device_page(p.as_ptr()) })
+    }
+
+    fn dst_flags(self) -> c_ulong {
+        let mut f = 0;
+        if self.is_writable() {
+            f |= bindings::MIGRATE_PFN_WRITE as c_ulong;
+        }
+        if self.is_compound() {
+            f |= bindings::MIGRATE_PFN_COMPOUND as c_ulong;
+        }
+        f
+    }
 }
 
 /// A migration session over `[start, end)` of a VMA.
@@ -114,6 +161,25 @@ impl<'a> MigrateVma<'a, Collected> {
         select: Select,
         owner: *mut c_void,
     ) -> Result<Self> {
+        // SAFETY: no fault page.
+        unsafe { Self::setup_for_fault(vma, start, end, select, owner, core::ptr::null_mut()) }
+    }
+
+    /// [`Self::setup`] from a `migrate_to_ram` callback: `fault_page` is the
+    /// page the CPU faulted on, which the fault path has locked.
+    ///
+    /// # Safety
+    ///
+    /// `fault_page` is null or the locked, referenced page of the fault
+    /// being handled, inside `[start, end)`.
+    pub(crate) unsafe fn setup_for_fault(
+        vma: &'a VmaRef,
+        start: usize,
+        end: usize,
+        select: Select,
+        owner: *mut c_void,
+        fault_page: *mut bindings::page,
+    ) -> Result<Self> {
         if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
             return Err(EINVAL);
         }
@@ -136,7 +202,7 @@ impl<'a> MigrateVma<'a, Collected> {
                 end,
                 pgmap_owner: owner,
                 flags: select.0,
-                fault_page: core::ptr::null_mut(),
+                fault_page,
             },
             src,
             dst,
@@ -160,6 +226,98 @@ impl<'a> MigrateVma<'a, Collected> {
         self.args.cpages
     }
 
+    /// Number of entries: one per page of the range.
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Whether the session has no entry (never: `setup` refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+
+    fn migratable(&self, index: usize) -> Result<Source> {
+        let src = Source(*self.src.get(index).ok_or(EINVAL)?);
+        if !src.can_migrate() || self.dst[index] != 0 {
+            return Err(EINVAL);
+        }
+        Ok(src)
+    }
+
+    /// The system page of entry `index`, to copy from (e.g. by DMA), if
+    /// the entry is collected and has one.
+    pub fn source_page(&self, index: usize) -> Option<BorrowedPage<'_>> {
+        let src = Source(*self.src.get(index)?);
+        if !src.can_migrate() || src.is_device() {
+            return None;
+        }
+        // SAFETY: collected pages stay locked and referenced by the session
+        // until finalize, which needs `self`.
+        src.page().map(|p| unsafe { BorrowedPage::from_raw(p) })
+    }
+
+    #[cfg(CONFIG_DEVICE_PRIVATE)]
+    /// If entry `index` is a collected page of `pagemap`: its device-memory
+    /// offset and folio order.
+    pub fn device_source<T: PagemapOps>(
+        &self,
+        index: usize,
+        pagemap: &Pagemap<T>,
+    ) -> Option<(u64, u32)> {
+        let src = Source(*self.src.get(index)?);
+        if !src.can_migrate() {
+            return None;
+        }
+        let page = src.page()?;
+        let offset = pagemap.offset_of_page(page.as_ptr())?;
+        Some((offset, src.order()))
+    }
+
+    #[cfg(CONFIG_DEVICE_PRIVATE)]
+    /// Gives entry `index` a device folio as destination. The caller has
+    /// copied the source's data (zeroes for an empty entry) into it. The
+    /// folio's order must be the entry's [`Source::order`].
+    pub fn set_device_destination(&mut self, index: usize, folio: DeviceFolio<'_>) -> Result {
+        let src = self.migratable(index)?;
+        if src.is_device() || folio.order() != src.order() {
+            return Err(EINVAL);
+        }
+        // INVARIANT: the locked, referenced folio now belongs to the
+        // migration.
+        self.dst[index] = migrate_pfn_of(folio.into_raw()) | src.dst_flags();
+        Ok(())
+    }
+
+    /// Gives entry `index` a new, zeroed system folio of the entry's order
+    /// as destination; fill it through [`Self::destination`].
+    pub fn alloc_system_destination(&mut self, index: usize) -> Result {
+        let src = self.migratable(index)?;
+        // SAFETY: plain allocation; checked below.
+        let folio = unsafe {
+            bindings::folio_alloc(
+                bindings::GFP_HIGHUSER_MOVABLE | bindings::__GFP_ZERO,
+                src.order(),
+            )
+        };
+        let page = NonNull::new(folio.cast::<bindings::page>()).ok_or(ENOMEM)?;
+        // SAFETY: a new folio we own.
+        unsafe { bindings::lock_page(page.as_ptr()) };
+        // INVARIANT: the locked folio now belongs to the migration.
+        self.dst[index] = migrate_pfn_of(page) | src.dst_flags();
+        Ok(())
+    }
+
+    /// The destination of entry `index`, if it has a system one.
+    pub fn destination(&self, index: usize) -> Option<BorrowedPage<'_>> {
+        let d = Source(*self.dst.get(index)?);
+        if d.is_device() {
+            return None;
+        }
+        // SAFETY: destinations stay allocated until finalize, which needs
+        // `self`.
+        d.page().map(|p| unsafe { BorrowedPage::from_raw(p) })
+    }
+
     /// The source entries, in address order.
     pub fn sources(&self) -> impl Iterator<Item = Source> + '_ {
         self.src.iter().map(|&s| Source(s))
@@ -169,8 +327,8 @@ impl<'a> MigrateVma<'a, Collected> {
     /// data (zeroes for an empty entry). The page belongs to the migration
     /// from now on.
     pub fn copy_to_system_page(&mut self, index: usize) -> Result {
-        let src = Source(*self.src.get(index).ok_or(EINVAL)?);
-        if !src.can_migrate() || self.dst[index] != 0 {
+        let src = self.migratable(index)?;
+        if src.is_device() || src.is_compound() {
             return Err(EINVAL);
         }
         // SAFETY: plain page allocation; checked below.
