@@ -36,6 +36,7 @@ KERNEL_FAILURES = [
     (re.compile(r"Kernel panic"), "kernel panic"),
     (re.compile(r"KASAN:|UBSAN:"), "sanitizer report"),
     (re.compile(r"kmemleak: \d+ new suspected memory leaks"), "kmemleak report"),
+    (re.compile(r"Trying to free nonexistent resource"), "resource released twice or never held"),
     (re.compile(r"RSVM-FATAL: (.*)"), None),
 ]
 

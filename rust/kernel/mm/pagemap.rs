@@ -89,7 +89,10 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
 /// A physical address range reserved in `iomem_resource`.
 struct Region {
     start: u64,
+    /// The size asked for.
     size: u64,
+    /// The size reserved: rounded up to the memory-section size.
+    reserved: u64,
 }
 
 impl Region {
@@ -108,10 +111,11 @@ impl Region {
             return Err(ENOMEM);
         }
         // SAFETY: a resource just inserted, owned by us until released.
-        let start = unsafe { (*res).start };
+        let (start, end) = unsafe { ((*res).start, (*res).end) };
         Ok(Self {
             start,
             size: size as u64,
+            reserved: end - start + 1,
         })
     }
 }
@@ -120,7 +124,7 @@ impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the region was requested in `Region::request`.
         unsafe {
-            bindings::__release_region(&raw mut bindings::iomem_resource, self.start, self.size)
+            bindings::__release_region(&raw mut bindings::iomem_resource, self.start, self.reserved)
         };
     }
 }
