@@ -16,6 +16,8 @@
 //!
 //! C header: [`include/linux/migrate.h`](srctree/include/linux/migrate.h)
 
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+use crate::mm::pagemap::{DeviceFolio, Pagemap, PagemapOps};
 use crate::{
     alloc::KVVec,
     bindings,
@@ -25,8 +27,6 @@ use crate::{
     page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
 };
-#[cfg(CONFIG_DEVICE_PRIVATE)]
-use crate::mm::pagemap::{DeviceFolio, Pagemap, PagemapOps};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// Which pages a session collects.
@@ -154,6 +154,8 @@ impl<'a> MigrateVma<'a, Collected> {
     /// that `select` asks for. `owner` is the `pgmap_owner` reported to MMU
     /// notifiers in [`Event::Migrate`](crate::mm::mmu_notifier::Event::Migrate),
     /// and selects whose device-private pages are collected.
+    // `owner` is a token, compared and never dereferenced.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn setup(
         vma: &'a VmaRef,
         start: usize,

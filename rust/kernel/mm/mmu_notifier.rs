@@ -21,7 +21,7 @@ use crate::{
     ffi::{c_ulong, c_void},
     mm::MmWithUser,
     prelude::*,
-    sync::{new_mutex, Arc, Mutex, MutexGuard},
+    sync::{Arc, LockClassKey, Mutex, MutexGuard},
     types::Opaque,
 };
 use core::ptr::addr_of;
@@ -110,6 +110,18 @@ pub trait IntervalNotifierOps: Send + Sync + Sized {
     fn invalidate(&self, state: &mut Self::State, range: &NotifierRange<'_>) -> bool;
 }
 
+/// The lock class of every notifier's state lock, and its name.
+///
+/// Not inside the generic `IntervalNotifier::new`: there the class key would
+/// exist once but the name literal once per crate that instantiates it, and
+/// lockdep reports one key with two names as a conflict.
+fn state_lock_class() -> Pin<&'static LockClassKey> {
+    crate::static_lock_class!()
+}
+
+/// See [`state_lock_class`].
+static STATE_LOCK_NAME: &CStr = c"IntervalNotifier::state";
+
 /// The sequence number a read of the range started at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadSeq(c_ulong);
@@ -183,7 +195,7 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
         Arc::pin_init(
             try_pin_init!(&this in Self {
                 notifier: Opaque::zeroed(),
-                state <- new_mutex!(state, "IntervalNotifier::state"),
+                state <- Mutex::new(state, STATE_LOCK_NAME, state_lock_class()),
                 ops,
                 start,
                 len,

@@ -265,8 +265,7 @@ impl<T: PagemapOps> Pagemap<T> {
         // SAFETY: `page` is a valid page (callers hold a reference or the
         // page lock).
         let ours = unsafe {
-            bindings::is_device_private_page(page)
-                && bindings::page_pgmap(page) == self.pgmap.get()
+            bindings::is_device_private_page(page) && bindings::page_pgmap(page) == self.pgmap.get()
         };
         // SAFETY: as above.
         ours.then(|| self.offset_of_pfn(unsafe { bindings::page_to_pfn(page) }))
@@ -329,8 +328,14 @@ impl<T: PagemapOps> Pagemap<T> {
         }
     }
 
+    /// `dev_pagemap_ops.folio_free`.
+    ///
+    /// # Safety
+    ///
+    /// `folio` is a folio of a `Pagemap<T>` whose last reference was just
+    /// dropped.
     unsafe extern "C" fn folio_free_callback(folio: *mut bindings::folio) {
-        // SAFETY: a folio's first member is its head page.
+        // A folio's first member is its head page.
         let page = folio.cast::<bindings::page>();
         // SAFETY: the kernel calls this for our folios only.
         let this = unsafe { Self::from_page(page) };
@@ -343,7 +348,15 @@ impl<T: PagemapOps> Pagemap<T> {
         }
     }
 
-    unsafe extern "C" fn migrate_to_ram_callback(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    /// `dev_pagemap_ops.migrate_to_ram`.
+    ///
+    /// # Safety
+    ///
+    /// `vmf` is a CPU fault on a device-private page of a `Pagemap<T>`, as
+    /// `do_swap_page()` passes it.
+    unsafe extern "C" fn migrate_to_ram_callback(
+        vmf: *mut bindings::vm_fault,
+    ) -> bindings::vm_fault_t {
         // SAFETY: the kernel passes a valid fault on one of our pages, with
         // the page locked and referenced and the mmap lock held for read.
         let (this, vma, page, address, pte) = unsafe {
@@ -352,7 +365,7 @@ impl<T: PagemapOps> Pagemap<T> {
                 Self::from_page(vmf.page),
                 VmaRef::from_raw(vmf.__bindgen_anon_1.vma),
                 vmf.page,
-                vmf.__bindgen_anon_1.address as usize,
+                vmf.__bindgen_anon_1.address,
                 !vmf.pte.is_null(),
             )
         };
@@ -385,8 +398,9 @@ impl<T: PagemapOps> Pagemap<T> {
             _ => Select::DEVICE_PRIVATE | Select::COMPOUND,
         };
         // SAFETY: `page` is the locked page of the fault being handled.
-        let mut m =
-            unsafe { MigrateVma::setup_for_fault(vma, start, start + size, select, self.owner, page)? };
+        let mut m = unsafe {
+            MigrateVma::setup_for_fault(vma, start, start + size, select, self.owner, page)?
+        };
         let mut offsets = KVec::new();
         for i in 0..m.len() {
             if let Some((offset, order)) = m.device_source(i, self) {
@@ -397,7 +411,14 @@ impl<T: PagemapOps> Pagemap<T> {
         let mut copies = KVec::with_capacity(offsets.len(), GFP_KERNEL)?;
         for &(i, offset, order) in offsets.iter() {
             let page = m.destination(i).ok_or(EINVAL)?;
-            copies.push(CopyToRam { offset, order, page }, GFP_KERNEL)?;
+            copies.push(
+                CopyToRam {
+                    offset,
+                    order,
+                    page,
+                },
+                GFP_KERNEL,
+            )?;
         }
         T::copy_to_ram(self, &copies)?;
         drop(copies);
@@ -426,7 +447,11 @@ impl<T: PagemapOps> Pagemap<T> {
             // (the size is a multiple of `batch`); the arrays hold `batch`
             // entries.
             unsafe {
-                bindings::migrate_device_range(src.as_mut_ptr(), (first + base) as c_ulong, batch as c_ulong)
+                bindings::migrate_device_range(
+                    src.as_mut_ptr(),
+                    (first + base) as c_ulong,
+                    batch as c_ulong,
+                )
             };
             let mut pages = KVec::new();
             for i in 0..batch {
@@ -440,8 +465,8 @@ impl<T: PagemapOps> Pagemap<T> {
                     continue;
                 }
                 let compound = s & bindings::MIGRATE_PFN_COMPOUND as c_ulong != 0;
-                // SAFETY: as above.
                 let order = match compound {
+                    // SAFETY: as above.
                     true => unsafe { bindings::folio_order(bindings::page_folio(spage)) },
                     false => 0,
                 };
@@ -471,18 +496,36 @@ impl<T: PagemapOps> Pagemap<T> {
                 for &(offset, order, p) in pages.iter() {
                     // SAFETY: the destination is alive until finalize below.
                     let page = unsafe { BorrowedPage::from_raw(p) };
-                    v.push(CopyToRam { offset, order, page }, GFP_KERNEL)?;
+                    v.push(
+                        CopyToRam {
+                            offset,
+                            order,
+                            page,
+                        },
+                        GFP_KERNEL,
+                    )?;
                 }
                 Ok(v)
             })();
             if let Err(e) = copies.and_then(|c| T::copy_to_ram(self, &c)) {
-                pr_err!("pagemap: eviction copy failed ({e:?}); data of {} folios lost\n", pages.len());
+                pr_err!(
+                    "pagemap: eviction copy failed ({e:?}); data of {} folios lost\n",
+                    pages.len()
+                );
             }
             // SAFETY: `src`/`dst` come from `migrate_device_range` and hold
             // locked destination pages where we want a move.
             unsafe {
-                bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), batch as c_ulong);
-                bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), batch as c_ulong);
+                bindings::migrate_device_pages(
+                    src.as_mut_ptr(),
+                    dst.as_mut_ptr(),
+                    batch as c_ulong,
+                );
+                bindings::migrate_device_finalize(
+                    src.as_mut_ptr(),
+                    dst.as_mut_ptr(),
+                    batch as c_ulong,
+                );
             }
         }
     }
@@ -709,7 +752,7 @@ mod tests {
     impl IntervalNotifierOps for Nop {
         type State = ();
 
-        fn invalidate(&self, _: &mut (), _: &NotifierRange<'_>) -> bool {
+        fn invalidate(&self, _state: &mut (), _range: &NotifierRange<'_>) -> bool {
             true
         }
     }
@@ -723,8 +766,7 @@ mod tests {
         let mut r = Range::new(&n, addr, addr + pages * PAGE_SIZE, Request::Snapshot)?;
         r.set_device_private_owner(pm.owner());
         r.fault(0)?;
-        Ok(r
-            .pages()
+        Ok(r.pages()
             .filter(|p| p.is_valid() && pm.offset_of_pfn(p.pfn()).is_some())
             .count())
     }
@@ -837,7 +879,10 @@ mod tests {
         let pm = pagemap(&stats)?;
         let huge = (PAGE_SIZE << PMD_ORDER) as u64;
         assert_eq!(pm.init_folio(1, 0).err(), Some(EINVAL));
-        assert_eq!(pm.init_folio(PAGE_SIZE as u64, PMD_ORDER).err(), Some(EINVAL));
+        assert_eq!(
+            pm.init_folio(PAGE_SIZE as u64, PMD_ORDER).err(),
+            Some(EINVAL)
+        );
         assert_eq!(pm.init_folio(pm.size(), 0).err(), Some(EINVAL));
         assert_eq!(pm.init_folio(0, 3).err(), Some(EINVAL));
 
@@ -847,7 +892,10 @@ mod tests {
         assert_eq!((folio.offset(), folio.order()), (offset, PMD_ORDER));
         // In use: neither the folio nor a page of it can be set up again.
         assert_eq!(pm.init_folio(offset, PMD_ORDER).err(), Some(EBUSY));
-        assert_eq!(pm.init_folio(offset + PAGE_SIZE as u64, 0).err(), Some(EBUSY));
+        assert_eq!(
+            pm.init_folio(offset + PAGE_SIZE as u64, 0).err(),
+            Some(EBUSY)
+        );
         assert_eq!(stats.allocated.load(Ordering::Relaxed), 512);
         drop(folio);
         assert_eq!(stats.allocated.load(Ordering::Relaxed), 0);
