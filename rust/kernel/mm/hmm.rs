@@ -82,6 +82,29 @@ impl PageState {
 }
 
 /// A range of an [`IntervalNotifier`]'s address space to mirror.
+///
+/// # Examples
+///
+/// The mirroring loop of a device page-fault handler: fault the pages in,
+/// then write device page-table entries only if no invalidation ran in
+/// between, else start over.
+///
+/// ```ignore
+/// use kernel::mm::hmm::{Range, Request};
+///
+/// let mut range = Range::new(&notifier, start, end, Request::Read)?;
+/// range.set_device_private_owner(owner);
+/// loop {
+///     let seq = range.fault(timeout)?;
+///     let Some(mut pt) = notifier.lock_if_unchanged(seq) else {
+///         continue;
+///     };
+///     for (i, page) in range.pages().enumerate() {
+///         pt.map(start + i * PAGE_SIZE, page.pfn(), page.is_writable());
+///     }
+///     break;
+/// }
+/// ```
 pub struct Range<'a, T: IntervalNotifierOps> {
     notifier: &'a IntervalNotifier<T>,
     start: usize,

@@ -133,6 +133,33 @@ impl Source {
 
 /// A migration session over `[start, end)` of a VMA.
 ///
+/// # Examples
+///
+/// Moving anonymous pages to device memory: collect them, give each a
+/// device folio holding its data, switch the CPU page tables over.
+///
+/// ```ignore
+/// use kernel::mm::migrate::{MigrateVma, Select};
+///
+/// let guard = mm.mmap_read_lock();
+/// let vma = guard.vma_lookup(start).ok_or(EFAULT)?;
+/// let mut m = MigrateVma::setup(vma, start, end, Select::SYSTEM, pagemap.owner())?;
+/// for i in 0..m.len() {
+///     let Some(src) = m.source(i).filter(|s| s.can_migrate()) else { continue };
+///     let order = src.order();
+///     let Ok(offset) = vram.alloc(order) else { continue };
+///     let folio = pagemap.init_folio(offset, order)?;
+///     match m.source_page(i) {
+///         Some(page) => vram.copy_from(offset, &page)?,
+///         None => vram.clear(offset, order)?,
+///     }
+///     m.set_device_destination(i, folio)?;
+/// }
+/// let m = m.migrate();
+/// pr_info!("{} pages moved\n", m.migrated_count());
+/// m.finalize();
+/// ```
+///
 /// # Invariants
 ///
 /// `args.src`/`args.dst` point at `src`/`dst`, which hold `npages` entries;
@@ -318,6 +345,11 @@ impl<'a> MigrateVma<'a, Collected> {
         // SAFETY: destinations stay allocated until finalize, which needs
         // `self`.
         d.page().map(|p| unsafe { BorrowedPage::from_raw(p) })
+    }
+
+    /// Source entry `index`.
+    pub fn source(&self, index: usize) -> Option<Source> {
+        self.src.get(index).map(|&s| Source(s))
     }
 
     /// The source entries, in address order.

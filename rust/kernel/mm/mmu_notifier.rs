@@ -95,6 +95,23 @@ impl NotifierRange<'_> {
 }
 
 /// What a driver does when its range is invalidated.
+///
+/// # Examples
+///
+/// ```ignore
+/// impl IntervalNotifierOps for Mirror {
+///     type State = DevicePageTables;
+///
+///     fn invalidate(&self, pt: &mut DevicePageTables, range: &NotifierRange<'_>) -> bool {
+///         if !range.is_blockable() && pt.busy() {
+///             return false;
+///         }
+///         pt.unmap(range.start(), range.end());
+///         pt.flush_tlb();
+///         true
+///     }
+/// }
+/// ```
 pub trait IntervalNotifierOps: Send + Sync + Sized {
     /// Driver state protected by the notifier lock: typically the device
     /// page-table state of the range.
