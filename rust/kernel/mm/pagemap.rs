@@ -427,9 +427,30 @@ impl<T: PagemapOps> Pagemap<T> {
     }
 
     /// Migrates every page still in use back to system memory.
-    fn evict_all(&self) {
-        let first = self.first_pfn();
-        let total = self.npages();
+    /// Migrates every page in use in `[offset, offset + len)` of device
+    /// memory back to system memory, wherever it is mapped: to make room
+    /// under memory pressure, or before the memory goes away. Both must be
+    /// multiples of 2 MiB. Pages that cannot move now (pinned, or being
+    /// migrated already) stay.
+    pub fn evict_range(&self, offset: u64, len: u64) -> Result {
+        let huge = (PAGE_SIZE as u64) << PMD_ORDER;
+        if offset % huge != 0 || len % huge != 0 {
+            return Err(EINVAL);
+        }
+        if offset.checked_add(len).is_none_or(|e| e > self.size()) {
+            return Err(ERANGE);
+        }
+        self.evict(
+            (offset >> PAGE_SHIFT) as usize,
+            (len >> PAGE_SHIFT) as usize,
+        );
+        Ok(())
+    }
+
+    /// Evicts `total` pages from page index `from` (both multiples of a
+    /// huge folio).
+    fn evict(&self, from: usize, total: usize) {
+        let first = self.first_pfn() + from;
         // A batch holds whole huge folios.
         let batch = 1usize << PMD_ORDER;
         let (mut src, mut dst) = loop {
@@ -479,7 +500,7 @@ impl<T: PagemapOps> Pagemap<T> {
                     d |= bindings::MIGRATE_PFN_COMPOUND as c_ulong;
                 }
                 dst[i] = d;
-                let offset = ((base + i) as u64) << PAGE_SHIFT;
+                let offset = ((from + base + i) as u64) << PAGE_SHIFT;
                 if pages.push((offset, order, dpage), GFP_KERNEL).is_err() {
                     // Without its copy the entry must not move: give the
                     // destination back and keep the device page.
@@ -552,7 +573,7 @@ fn alloc_locked_folio(order: u32) -> NonNull<bindings::page> {
 #[pinned_drop]
 impl<T: PagemapOps> PinnedDrop for Pagemap<T> {
     fn drop(self: Pin<&mut Self>) {
-        self.evict_all();
+        self.evict(0, self.npages());
         // SAFETY: registered at construction (type invariant); this waits
         // until the last page reference is gone.
         unsafe { bindings::memunmap_pages(self.pgmap.get()) };
@@ -833,6 +854,26 @@ mod tests {
         drop(pm);
         assert_eq!(stats.copied_to_ram.load(Ordering::Relaxed), 4);
         assert_eq!(stats.allocated.load(Ordering::Relaxed), 0);
+        check_user_pages(addr)?;
+        Ok(())
+    }
+
+    #[test]
+    fn evicting_a_range_keeps_the_data() -> Result {
+        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
+        let pm = pagemap(&stats)?;
+        let addr = user_pages()?;
+        assert_eq!(to_device(&pm, addr, 4 * PAGE_SIZE, Select::SYSTEM)?, 4);
+        let huge = (PAGE_SIZE as u64) << PMD_ORDER;
+        assert_eq!(pm.evict_range(PAGE_SIZE as u64, huge).err(), Some(EINVAL));
+        assert_eq!(pm.evict_range(huge, pm.size()).err(), Some(ERANGE));
+        // The pages were given the lowest offsets: the second half has none.
+        pm.evict_range(huge, huge)?;
+        assert_eq!(stats.allocated.load(Ordering::Relaxed), 4);
+        pm.evict_range(0, huge)?;
+        assert_eq!(stats.allocated.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.copied_to_ram.load(Ordering::Relaxed), 4);
+        assert_eq!(device_pages(&pm, addr, 4)?, 0);
         check_user_pages(addr)?;
         Ok(())
     }
