@@ -57,7 +57,8 @@ def lints():
                         "-D", "warnings"], cwd=TOP, capture_output=True, text=True)
     record("lint/clippy-crates", p.returncode == 0, p.stderr[-3000:])
     csrc = sorted(glob.glob(os.path.join(TOP, "igt-tests/**/*.[ch]"), recursive=True)
-                  + glob.glob(os.path.join(TOP, "tools/*.c")) + [os.path.join(TOP, "uapi/rsvm_drm.h")])
+                  + glob.glob(os.path.join(TOP, "tools/*.c")) + glob.glob(os.path.join(TOP, "kernels/**/*.[ch]"), recursive=True)
+                  + [os.path.join(TOP, "uapi/rsvm_drm.h")])
     p = subprocess.run([os.path.join(KSRC, "scripts/checkpatch.pl"), "--no-tree", "--quiet",
                         "--show-types", "--ignore", "SPDX_LICENSE_TAG,NEW_TYPEDEFS,PREFER_KERNEL_TYPES,"
                         "SPLIT_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO,QUOTED_WHITESPACE_BEFORE_NEWLINE,COMPLEX_MACRO,MACRO_WITH_FLOW_CONTROL,TRAILING_SEMICOLON,"

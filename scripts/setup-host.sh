@@ -7,7 +7,7 @@
 
 mkdir -p "$BUILD" "$DL" "$TOOLS"
 
-HOST_PKGS="flex bison bc libelf-dev libssl-dev cpio busybox-static debootstrap rsync kmod xz-utils unzip python3"
+HOST_PKGS="flex bison bc libelf-dev libssl-dev cpio busybox-static debootstrap rsync kmod xz-utils unzip python3 clang-14 lld-14"
 
 host_packages() {
 	local missing=()

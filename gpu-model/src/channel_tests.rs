@@ -705,8 +705,22 @@ impl Rig {
         }
     }
 
+    /// Loads a kernel image built from C (`rsvm-kernels`).
+    fn load_image(&self, image: &[u8]) {
+        assert!(image.len() <= 4 * 4096, "the code window is 4 pages");
+        self.gpu
+            .mem()
+            .write(PhysAddr::sys(0x90_0000), image)
+            .unwrap();
+    }
+
     /// Methods that launch the loaded code over `threads` threads.
     fn launch(&self, args_va: u64, threads: u32, flags: u32) -> Vec<u32> {
+        self.launch_with_stack(args_va, threads, flags, 256)
+    }
+
+    /// [`Self::launch`] with `stack` bytes of stack per thread.
+    fn launch_with_stack(&self, args_va: u64, threads: u32, flags: u32, stack: u32) -> Vec<u32> {
         let mut v = m(GR_SUBCH, 0, compute::CLASS);
         v.extend(inc(
             GR_SUBCH,
@@ -718,7 +732,7 @@ impl Rig {
                 args_va as u32,
                 (STACK_VA >> 32) as u32,
                 STACK_VA as u32,
-                256,
+                stack,
             ],
         ));
         v.extend(m(GR_SUBCH, compute::mthd::SET_GRID_SIZE, threads));
@@ -833,6 +847,77 @@ fn compute_walks_a_cpu_built_linked_list() {
     r.submit(0, &pb);
     let want: u64 = order.iter().map(|k| 10 * (k + 1)).sum();
     assert_eq!(r.u64_at(PhysAddr::sys(0x40_0200)), want);
+}
+
+/// Writes `v` at byte `off` of the data pages (mapped at `DATA_VA`).
+fn data_u64(r: &Rig, off: u64, v: u64) {
+    r.set_u64(PhysAddr::sys(0x40_0000 + off), v);
+}
+
+#[test]
+fn a_c_kernel_walks_a_cpu_built_linked_list() {
+    let mut r = Rig::new(1);
+    r.load_image(rsvm_kernels::LIST_SUM);
+    // struct node { next, value }, scattered and linked out of order.
+    let order = [5u64, 12, 1, 9, 30, 2, 17];
+    let node = |k: u64| 0x800 + k * 0x1f0;
+    for (i, &k) in order.iter().enumerate() {
+        let next = order.get(i + 1).map_or(0, |&n| DATA_VA + node(n));
+        data_u64(&r, node(k), next);
+        data_u64(&r, node(k) + 8, 1000 + k);
+    }
+    // struct args { head, sum, count } at offset 0.
+    data_u64(&r, 0, DATA_VA + node(order[0]));
+    data_u64(&r, 8, DATA_VA + 0x100);
+    data_u64(&r, 16, DATA_VA + 0x108);
+    let mut pb = r.launch(DATA_VA, 4, 0);
+    pb.extend(sem_release(1));
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 1, "the job completed");
+    let want: u64 = order.iter().map(|k| 1000 + k).sum();
+    assert_eq!(r.u64_at(PhysAddr::sys(0x40_0100)), want);
+    assert_eq!(r.u64_at(PhysAddr::sys(0x40_0108)), order.len() as u64);
+}
+
+#[test]
+fn a_c_kernel_sums_a_tree_with_a_grid() {
+    let mut r = Rig::new(1);
+    r.load_image(rsvm_kernels::TREE_SUM);
+    // A complete tree of 63 nodes { left, right, value } in heap order.
+    let nodes = 63u64;
+    let at = |i: u64| 0x400 + i * 24;
+    for i in 0..nodes {
+        let child = |c: u64| if c < nodes { DATA_VA + at(c) } else { 0 };
+        data_u64(&r, at(i), child(2 * i + 1));
+        data_u64(&r, at(i) + 8, child(2 * i + 2));
+        data_u64(&r, at(i) + 16, i * i + 1);
+    }
+    // struct args { root, depth, sum }: 2^3 threads below level 3.
+    data_u64(&r, 0, DATA_VA + at(0));
+    data_u64(&r, 8, 3);
+    data_u64(&r, 16, DATA_VA + 0x100);
+    data_u64(&r, 0x100, 0);
+    let mut pb = r.launch_with_stack(DATA_VA, 8, 0, 2048);
+    pb.extend(sem_release(1));
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 1, "the job completed");
+    let want: u64 = (0..nodes).map(|i| i * i + 1).sum();
+    assert_eq!(r.u64_at(PhysAddr::sys(0x40_0100)), want);
+}
+
+#[test]
+fn a_c_kernel_counts_atomically_from_every_thread() {
+    let mut r = Rig::new(1);
+    r.load_image(rsvm_kernels::ATOMIC_INC);
+    // struct args { counter, iterations }; the counter starts at 7.
+    data_u64(&r, 0, DATA_VA + 0x100);
+    data_u64(&r, 8, 50);
+    data_u64(&r, 0x100, 7);
+    let mut pb = r.launch(DATA_VA, 64, 0);
+    pb.extend(sem_release(1));
+    r.submit(0, &pb);
+    assert_eq!(r.r32(PhysAddr::sys(0x50_0000)), 1, "the job completed");
+    assert_eq!(r.u64_at(PhysAddr::sys(0x40_0100)), 7 + 64 * 50);
 }
 
 #[test]
