@@ -103,6 +103,19 @@ static int events(int fd, unsigned int code, char *a, char *b, bool exact)
 	return n;
 }
 
+/*
+ * mirrored(), faulted in writable (the device could write every page), with
+ * the event log emptied.
+ */
+static char *mirrored_writable(int fd)
+{
+	char *p = mirrored(fd);
+
+	igt_assert_eq(fault(fd, p, NPAGES, RSVM_HMM_TEST_FAULT_WRITE).writable, NPAGES);
+	events(fd, 0, p, p, false);
+	return p;
+}
+
 /* The /proc/self/pagemap entry of the page at p. */
 static uint64_t pagemap_entry(void *p)
 {
@@ -159,12 +172,10 @@ igt_main
 
 	igt_subtest("munmap-unmap-event") {
 		int fd = open_dev();
-		char *p = mirrored(fd);
+		char *p = mirrored_writable(fd);
 		struct rsvm_hmm_test_fault f;
 
-		igt_assert_eq(fault(fd, p, NPAGES, RSVM_HMM_TEST_FAULT_WRITE).writable, NPAGES);
 		igt_assert_eq(must_retry(fd), 0);
-		events(fd, 0, p, p, false);
 
 		igt_assert_eq(munmap(p + PAGE, PAGE), 0);
 		igt_assert_eq(events(fd, RSVM_HMM_EVENT_UNMAP, p + PAGE, p + 2 * PAGE, true), 1);
@@ -180,11 +191,8 @@ igt_main
 
 	igt_subtest("mprotect-protection-vma-event") {
 		int fd = open_dev();
-		char *p = mirrored(fd);
+		char *p = mirrored_writable(fd);
 		struct rsvm_hmm_test_fault f;
-
-		igt_assert_eq(fault(fd, p, NPAGES, RSVM_HMM_TEST_FAULT_WRITE).writable, NPAGES);
-		events(fd, 0, p, p, false);
 
 		igt_assert_eq(mprotect(p, NPAGES * PAGE, PROT_READ), 0);
 		igt_assert_eq(events(fd, RSVM_HMM_EVENT_PROTECTION_VMA, p,
@@ -205,11 +213,8 @@ igt_main
 
 	igt_subtest("madvise-dontneed-clear-event") {
 		int fd = open_dev();
-		char *p = mirrored(fd);
+		char *p = mirrored_writable(fd);
 		struct rsvm_hmm_test_fault f;
-
-		igt_assert_eq(fault(fd, p, NPAGES, RSVM_HMM_TEST_FAULT_WRITE).writable, NPAGES);
-		events(fd, 0, p, p, false);
 
 		igt_assert_eq(madvise(p, 2 * PAGE, MADV_DONTNEED), 0);
 		igt_assert_eq(events(fd, RSVM_HMM_EVENT_CLEAR, p, p + 2 * PAGE, true), 1);
@@ -227,12 +232,9 @@ igt_main
 
 	igt_subtest("fork-cow-protection-page-event") {
 		int fd = open_dev();
-		char *p = mirrored(fd);
+		char *p = mirrored_writable(fd);
 		int status;
 		pid_t pid;
-
-		igt_assert_eq(fault(fd, p, NPAGES, RSVM_HMM_TEST_FAULT_WRITE).writable, NPAGES);
-		events(fd, 0, p, p, false);
 
 		pid = fork();
 		igt_assert(pid >= 0);

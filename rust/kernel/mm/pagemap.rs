@@ -721,13 +721,16 @@ mod tests {
         }
     }
 
-    fn pagemap(stats: &Arc<Stats>) -> Result<Arc<Pagemap<TestVram>>> {
-        Pagemap::new(
+    /// A test pagemap, and its statistics (which outlive it).
+    fn pagemap() -> Result<(Arc<Stats>, Arc<Pagemap<TestVram>>)> {
+        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
+        let pm = Pagemap::new(
             c"rust_kernel_pagemap",
             PAGES * PAGE_SIZE,
             OWNER as *mut c_void,
             TestVram::new(stats.clone()),
-        )
+        )?;
+        Ok((stats, pm))
     }
 
     /// Migrates `[addr, addr + len)` of the test's mm to the device.
@@ -829,8 +832,7 @@ mod tests {
 
     #[test]
     fn pages_move_to_the_device_and_back_on_a_cpu_touch() -> Result {
-        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
-        let pm = pagemap(&stats)?;
+        let (stats, pm) = pagemap()?;
         let addr = user_pages()?;
         assert_eq!(to_device(&pm, addr, 4 * PAGE_SIZE, Select::SYSTEM)?, 4);
         assert_eq!(stats.allocated.load(Ordering::Relaxed), 4);
@@ -846,8 +848,7 @@ mod tests {
 
     #[test]
     fn dropping_the_pagemap_evicts_with_the_data() -> Result {
-        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
-        let pm = pagemap(&stats)?;
+        let (stats, pm) = pagemap()?;
         let addr = user_pages()?;
         assert_eq!(to_device(&pm, addr, 4 * PAGE_SIZE, Select::SYSTEM)?, 4);
         assert_eq!(device_pages(&pm, addr, 4)?, 4);
@@ -860,8 +861,7 @@ mod tests {
 
     #[test]
     fn evicting_a_range_keeps_the_data() -> Result {
-        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
-        let pm = pagemap(&stats)?;
+        let (stats, pm) = pagemap()?;
         let addr = user_pages()?;
         assert_eq!(to_device(&pm, addr, 4 * PAGE_SIZE, Select::SYSTEM)?, 4);
         let huge = (PAGE_SIZE as u64) << PMD_ORDER;
@@ -880,8 +880,7 @@ mod tests {
 
     #[test]
     fn a_huge_folio_moves_whole() -> Result {
-        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
-        let pm = pagemap(&stats)?;
+        let (stats, pm) = pagemap()?;
         let huge = PAGE_SIZE << PMD_ORDER;
         let map = kunit_user_map(2 * huge / PAGE_SIZE)?;
         let addr = (map + huge - 1) & !(huge - 1);
@@ -916,8 +915,7 @@ mod tests {
 
     #[test]
     fn device_folios_are_checked_and_freed_on_drop() -> Result {
-        let stats = Arc::new(Stats::default(), GFP_KERNEL)?;
-        let pm = pagemap(&stats)?;
+        let (stats, pm) = pagemap()?;
         let huge = (PAGE_SIZE << PMD_ORDER) as u64;
         assert_eq!(pm.init_folio(1, 0).err(), Some(EINVAL));
         assert_eq!(
