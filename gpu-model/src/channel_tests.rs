@@ -817,6 +817,28 @@ fn compute_kernel_reads_sysmem_and_writes_vram() {
     assert!(r.gpu.bar0_read(NV_PMC_INTR_1) & NONSTALL_COMPUTE != 0);
 }
 
+/// Writes `v` at byte `off` of the data pages (mapped at `DATA_VA`).
+fn data_u64(r: &Rig, off: u64, v: u64) {
+    r.set_u64(PhysAddr::sys(0x40_0000 + off), v);
+}
+
+/// Builds `struct node { next, value }` nodes in the data pages, node `k` at
+/// byte `at(k)` holding `value(k)`, linked in the order of `order`; returns
+/// the head's GPU address.
+fn scattered_list(
+    r: &Rig,
+    order: &[u64],
+    at: impl Fn(u64) -> u64,
+    value: impl Fn(u64) -> u64,
+) -> u64 {
+    for (i, &k) in order.iter().enumerate() {
+        let next = order.get(i + 1).map_or(0, |&n| DATA_VA + at(n));
+        data_u64(r, at(k), next);
+        data_u64(r, at(k) + 8, value(k));
+    }
+    DATA_VA + at(order[0])
+}
+
 #[test]
 fn compute_walks_a_cpu_built_linked_list() {
     let mut r = Rig::new(1);
@@ -835,23 +857,13 @@ fn compute_walks_a_cpu_built_linked_list() {
     ]);
     // Nodes {next, val} scattered over the data pages, linked in a shuffled order.
     let order = [7u64, 2, 11, 5, 0, 14, 9, 3];
-    let node = |k: u64| 0x400 + k * 0x7f8; // crosses pages
-    for (i, &k) in order.iter().enumerate() {
-        let next = order.get(i + 1).map_or(0, |&n| DATA_VA + node(n));
-        r.set_u64(PhysAddr::sys(0x40_0000 + node(k)), next);
-        r.set_u64(PhysAddr::sys(0x40_0000 + node(k) + 8), 10 * (k + 1));
-    }
-    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + node(order[0]));
+    let head = scattered_list(&r, &order, |k| 0x400 + k * 0x7f8, |k| 10 * (k + 1)); // nodes cross pages
+    r.set_u64(PhysAddr::sys(0x40_0000), head);
     r.set_u64(PhysAddr::sys(0x40_0008), DATA_VA + 0x200);
     let pb = r.launch(DATA_VA, 1, 0);
     r.submit(0, &pb);
     let want: u64 = order.iter().map(|k| 10 * (k + 1)).sum();
     assert_eq!(r.u64_at(PhysAddr::sys(0x40_0200)), want);
-}
-
-/// Writes `v` at byte `off` of the data pages (mapped at `DATA_VA`).
-fn data_u64(r: &Rig, off: u64, v: u64) {
-    r.set_u64(PhysAddr::sys(0x40_0000 + off), v);
 }
 
 #[test]
@@ -860,14 +872,9 @@ fn a_c_kernel_walks_a_cpu_built_linked_list() {
     r.load_image(rsvm_kernels::LIST_SUM);
     // struct node { next, value }, scattered and linked out of order.
     let order = [5u64, 12, 1, 9, 30, 2, 17];
-    let node = |k: u64| 0x800 + k * 0x1f0;
-    for (i, &k) in order.iter().enumerate() {
-        let next = order.get(i + 1).map_or(0, |&n| DATA_VA + node(n));
-        data_u64(&r, node(k), next);
-        data_u64(&r, node(k) + 8, 1000 + k);
-    }
+    let head = scattered_list(&r, &order, |k| 0x800 + k * 0x1f0, |k| 1000 + k);
     // struct args { head, sum, count } at offset 0.
-    data_u64(&r, 0, DATA_VA + node(order[0]));
+    data_u64(&r, 0, head);
     data_u64(&r, 8, DATA_VA + 0x100);
     data_u64(&r, 16, DATA_VA + 0x108);
     let mut pb = r.launch(DATA_VA, 4, 0);
