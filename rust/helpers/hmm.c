@@ -70,11 +70,6 @@ __rust_helper void rust_helper_copy_highpage(struct page *to, struct page *from)
 	copy_highpage(to, from);
 }
 
-__rust_helper void rust_helper_clear_highpage(struct page *page)
-{
-	clear_highpage(page);
-}
-
 __rust_helper struct page *rust_helper_pfn_to_page(unsigned long pfn)
 {
 	return pfn_to_page(pfn);

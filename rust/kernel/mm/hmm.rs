@@ -227,6 +227,51 @@ pub(crate) fn kunit_user_map(pages: usize) -> Result<usize> {
     Ok(addr as usize)
 }
 
+/// Runs `f` on the current KUnit test's VMA at `addr`, under the mmap lock.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_with_vma<R>(
+    addr: usize,
+    f: impl FnOnce(&crate::mm::virt::VmaRef) -> Result<R>,
+) -> Result<R> {
+    let task = crate::current!();
+    let mm = task.mm().ok_or(EINVAL)?;
+    let guard = mm.mmap_read_lock();
+    let vma = guard.vma_lookup(addr).ok_or(EFAULT)?;
+    f(vma)
+}
+
+/// An interval notifier over `[addr, addr + len)` of the current KUnit
+/// test's address space.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_notifier<T: IntervalNotifierOps>(
+    addr: usize,
+    len: usize,
+    ops: T,
+    state: impl PinInit<T::State>,
+) -> Result<crate::sync::Arc<IntervalNotifier<T>>> {
+    let task = crate::current!();
+    let mm = task.mm().ok_or(EINVAL)?;
+    IntervalNotifier::new(mm, addr, len, ops, state)
+}
+
+/// Writes `data` to the current KUnit test's user memory at `addr`.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_write_user(addr: usize, data: &[u8]) -> Result {
+    use crate::uaccess::{UserPtr, UserSlice};
+    UserSlice::new(UserPtr::from_addr(addr), data.len())
+        .writer()
+        .write_slice(data)
+}
+
+/// Reads the current KUnit test's user memory at `addr` into `out`.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_read_user(addr: usize, out: &mut [u8]) -> Result {
+    use crate::uaccess::{UserPtr, UserSlice};
+    UserSlice::new(UserPtr::from_addr(addr), out.len())
+        .reader()
+        .read_slice(out)
+}
+
 #[macros::kunit_tests(rust_kernel_hmm)]
 mod tests {
     use super::*;
@@ -260,9 +305,7 @@ mod tests {
     }
 
     fn notifier(addr: usize, pages: usize) -> Result<Arc<IntervalNotifier<Recorder>>> {
-        let task = crate::current!();
-        let mm = task.mm().ok_or(EINVAL)?;
-        IntervalNotifier::new(mm, addr, pages * PAGE_SIZE, Recorder, Seen::default())
+        kunit_notifier(addr, pages * PAGE_SIZE, Recorder, Seen::default())
     }
 
     use crate::sync::Arc;

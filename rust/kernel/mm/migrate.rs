@@ -24,7 +24,7 @@ use crate::{
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
     mm::virt::VmaRef,
-    page::{BorrowedPage, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -57,6 +57,25 @@ impl core::ops::BitOr for Select {
 pub(crate) fn migrate_pfn_of(page: NonNull<bindings::page>) -> c_ulong {
     // SAFETY: a pure function of a valid page.
     unsafe { bindings::migrate_pfn(bindings::page_to_pfn(page.as_ptr())) }
+}
+
+/// Allocates a zeroed system folio of `order`, locked, to be a migration
+/// destination.
+pub(crate) fn alloc_locked_folio(order: u32) -> Option<NonNull<bindings::page>> {
+    // SAFETY: plain allocation; checked below.
+    let folio = unsafe {
+        bindings::folio_alloc(bindings::GFP_HIGHUSER_MOVABLE | bindings::__GFP_ZERO, order)
+    };
+    let page = NonNull::new(folio.cast::<bindings::page>())?;
+    // SAFETY: a new folio we own.
+    unsafe { bindings::lock_page(page.as_ptr()) };
+    Some(page)
+}
+
+/// Copies a page's contents into another page.
+pub fn copy_page(to: &Page, from: &Page) {
+    // SAFETY: both are valid pages; `copy_highpage` maps them as needed.
+    unsafe { bindings::copy_highpage(to.as_ptr(), from.as_ptr()) };
 }
 
 /// Source pages collected, destinations being provided.
@@ -321,16 +340,7 @@ impl<'a> MigrateVma<'a, Collected> {
     /// as destination; fill it through [`Self::destination`].
     pub fn alloc_system_destination(&mut self, index: usize) -> Result {
         let src = self.migratable(index)?;
-        // SAFETY: plain allocation; checked below.
-        let folio = unsafe {
-            bindings::folio_alloc(
-                bindings::GFP_HIGHUSER_MOVABLE | bindings::__GFP_ZERO,
-                src.order(),
-            )
-        };
-        let page = NonNull::new(folio.cast::<bindings::page>()).ok_or(ENOMEM)?;
-        // SAFETY: a new folio we own.
-        unsafe { bindings::lock_page(page.as_ptr()) };
+        let page = alloc_locked_folio(src.order()).ok_or(ENOMEM)?;
         // INVARIANT: the locked folio now belongs to the migration.
         self.dst[index] = migrate_pfn_of(page) | src.dst_flags();
         Ok(())
@@ -365,29 +375,11 @@ impl<'a> MigrateVma<'a, Collected> {
         if src.is_device() || src.is_compound() {
             return Err(EINVAL);
         }
-        // SAFETY: plain page allocation; checked below.
-        let page = unsafe { bindings::alloc_pages(bindings::GFP_HIGHUSER_MOVABLE, 0) };
-        if page.is_null() {
-            return Err(ENOMEM);
+        // Zeroed: an empty entry needs nothing more.
+        self.alloc_system_destination(index)?;
+        if let (Some(to), Some(from)) = (self.destination(index), self.source_page(index)) {
+            copy_page(&to, &from);
         }
-        // SAFETY: `page` is a fresh page we own. The source page, when
-        // there is one, is isolated and locked by `migrate_vma_setup` and
-        // stays so until finalize.
-        unsafe {
-            bindings::lock_page(page);
-            match src.has_page() {
-                true => bindings::copy_highpage(page, bindings::migrate_pfn_to_page(src.0)),
-                false => bindings::clear_highpage(page),
-            }
-        }
-        let write = if src.is_writable() {
-            bindings::MIGRATE_PFN_WRITE as c_ulong
-        } else {
-            0
-        };
-        // SAFETY: `page` is a valid page. INVARIANT: the locked page is now
-        // owned by the migration, which unlocks and releases it.
-        self.dst[index] = unsafe { bindings::migrate_pfn(bindings::page_to_pfn(page)) } | write;
         Ok(())
     }
 
@@ -467,9 +459,11 @@ impl<S> Drop for MigrateVma<'_, S> {
 #[macros::kunit_tests(rust_kernel_migrate)]
 mod tests {
     use super::*;
-    use crate::mm::hmm::{kunit_user_map, Range, Request};
+    use crate::mm::hmm::{
+        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, Range,
+        Request,
+    };
     use crate::mm::mmu_notifier::{Event, IntervalNotifier, IntervalNotifierOps, NotifierRange};
-    use crate::uaccess::{UserPtr, UserSlice};
 
     /// Counts migrations whose owner is `OWNER`.
     struct MigrateCounter;
@@ -496,27 +490,13 @@ mod tests {
         core::array::from_fn(|i| (page * 31 + i * 7) as u8)
     }
 
-    fn write_user(addr: usize, data: &[u8]) -> Result {
-        UserSlice::new(UserPtr::from_addr(addr), data.len())
-            .writer()
-            .write_slice(data)
-    }
-
-    fn read_user(addr: usize, out: &mut [u8]) -> Result {
-        UserSlice::new(UserPtr::from_addr(addr), out.len())
-            .reader()
-            .read_slice(out)
-    }
-
     /// Writes pages 0..3 of a 4-page mapping; page 3 stays untouched.
     fn setup_pages() -> Result<(usize, Arc<IntervalNotifier<MigrateCounter>>)> {
         let addr = kunit_user_map(4)?;
         for p in 0..3 {
-            write_user(addr + p * PAGE_SIZE, &pattern(p))?;
+            kunit_write_user(addr + p * PAGE_SIZE, &pattern(p))?;
         }
-        let task = crate::current!();
-        let mm = task.mm().ok_or(EINVAL)?;
-        let n = IntervalNotifier::new(mm, addr, 4 * PAGE_SIZE, MigrateCounter, 0usize)?;
+        let n = kunit_notifier(addr, 4 * PAGE_SIZE, MigrateCounter, 0usize)?;
         Ok((addr, n))
     }
 
@@ -536,11 +516,7 @@ mod tests {
     fn system_pages_migrate_with_their_data() -> Result {
         let (addr, n) = setup_pages()?;
         let before = pfns(&n, addr)?;
-        let moved = {
-            let task = crate::current!();
-            let mm = task.mm().ok_or(EINVAL)?;
-            let guard = mm.mmap_read_lock();
-            let vma = guard.vma_lookup(addr).ok_or(EFAULT)?;
+        let moved = kunit_with_vma(addr, |vma| {
             let owner = OWNER as *mut c_void;
             let mut m = MigrateVma::setup(vma, addr, addr + 4 * PAGE_SIZE, Select::SYSTEM, owner)?;
             assert_eq!(m.collected(), 4);
@@ -558,8 +534,8 @@ mod tests {
             let m = m.migrate();
             let moved = m.migrated_count();
             m.finalize();
-            moved
-        };
+            Ok(moved)
+        })?;
         assert_eq!(moved, 4);
         assert!(*n.lock() >= 1);
 
@@ -567,11 +543,11 @@ mod tests {
         for p in 0..3 {
             assert_ne!(before[p], after[p]);
             let mut buf = [0u8; 64];
-            read_user(addr + p * PAGE_SIZE, &mut buf)?;
+            kunit_read_user(addr + p * PAGE_SIZE, &mut buf)?;
             assert_eq!(buf, pattern(p));
         }
         let mut zero = [0xffu8; 64];
-        read_user(addr + 3 * PAGE_SIZE, &mut zero)?;
+        kunit_read_user(addr + 3 * PAGE_SIZE, &mut zero)?;
         assert_eq!(zero, [0u8; 64]);
         Ok(())
     }
@@ -580,21 +556,18 @@ mod tests {
     fn an_abandoned_session_puts_everything_back() -> Result {
         let (addr, n) = setup_pages()?;
         let before = pfns(&n, addr)?;
-        {
-            let task = crate::current!();
-            let mm = task.mm().ok_or(EINVAL)?;
-            let guard = mm.mmap_read_lock();
-            let vma = guard.vma_lookup(addr).ok_or(EFAULT)?;
+        kunit_with_vma(addr, |vma| {
             let owner = OWNER as *mut c_void;
             let mut m = MigrateVma::setup(vma, addr, addr + 4 * PAGE_SIZE, Select::SYSTEM, owner)?;
             m.copy_to_system_page(0)?;
             m.copy_to_system_page(1)?;
             // Dropped before `migrate`.
-        }
+            Ok(())
+        })?;
         assert_eq!(pfns(&n, addr)?, before);
         for p in 0..3 {
             let mut buf = [0u8; 64];
-            read_user(addr + p * PAGE_SIZE, &mut buf)?;
+            kunit_read_user(addr + p * PAGE_SIZE, &mut buf)?;
             assert_eq!(buf, pattern(p));
         }
         Ok(())

@@ -26,7 +26,7 @@ use crate::{
     error::{from_err_ptr, Result},
     ffi::{c_ulong, c_void},
     mm::{
-        migrate::{migrate_pfn_of, MigrateVma, Select},
+        migrate::{alloc_locked_folio, migrate_pfn_of, MigrateVma, Select},
         virt::VmaRef,
     },
     page::{BorrowedPage, Page, PAGE_SHIFT, PAGE_SIZE},
@@ -491,7 +491,7 @@ impl<T: PagemapOps> Pagemap<T> {
                     true => unsafe { bindings::folio_order(bindings::page_folio(spage)) },
                     false => 0,
                 };
-                let dpage = alloc_locked_folio(order);
+                let dpage = alloc_locked_folio_waiting(order);
                 let mut d = migrate_pfn_of(dpage);
                 if s & bindings::MIGRATE_PFN_WRITE as c_ulong != 0 {
                     d |= bindings::MIGRATE_PFN_WRITE as c_ulong;
@@ -552,17 +552,11 @@ impl<T: PagemapOps> Pagemap<T> {
     }
 }
 
-/// Allocates a locked system folio of `order`, waiting for memory if it
-/// must: eviction cannot fail.
-fn alloc_locked_folio(order: u32) -> NonNull<bindings::page> {
+/// [`alloc_locked_folio`], waiting for memory if it must: eviction cannot
+/// fail.
+fn alloc_locked_folio_waiting(order: u32) -> NonNull<bindings::page> {
     loop {
-        // SAFETY: plain allocation.
-        let folio = unsafe {
-            bindings::folio_alloc(bindings::GFP_HIGHUSER_MOVABLE | bindings::__GFP_ZERO, order)
-        };
-        if let Some(page) = NonNull::new(folio.cast::<bindings::page>()) {
-            // SAFETY: a new folio we own.
-            unsafe { bindings::lock_page(page.as_ptr()) };
+        if let Some(page) = alloc_locked_folio(order) {
             return page;
         }
         crate::pr_warn_once!("pagemap: waiting for memory to evict device pages\n");
@@ -626,19 +620,16 @@ impl Drop for DeviceFolio<'_> {
     }
 }
 
-/// Copies a page's contents into another page.
-pub fn copy_page(to: &Page, from: &Page) {
-    // SAFETY: both are valid pages; `copy_highpage` maps them as needed.
-    unsafe { bindings::copy_highpage(to.as_ptr(), from.as_ptr()) };
-}
-
 #[macros::kunit_tests(rust_kernel_pagemap)]
 mod tests {
     use super::*;
-    use crate::mm::hmm::{kunit_user_map, Range, Request};
-    use crate::mm::mmu_notifier::{IntervalNotifier, IntervalNotifierOps, NotifierRange};
+    use crate::mm::hmm::{
+        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, Range,
+        Request,
+    };
+    use crate::mm::migrate::copy_page;
+    use crate::mm::mmu_notifier::{IntervalNotifierOps, NotifierRange};
     use crate::sync::{new_spinlock, SpinLock};
-    use crate::uaccess::{UserPtr, UserSlice};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     /// Pages of the test's "device memory".
@@ -735,10 +726,16 @@ mod tests {
 
     /// Migrates `[addr, addr + len)` of the test's mm to the device.
     fn to_device(pm: &Pagemap<TestVram>, addr: usize, len: usize, select: Select) -> Result<usize> {
-        let task = crate::current!();
-        let mm = task.mm().ok_or(EINVAL)?;
-        let guard = mm.mmap_read_lock();
-        let vma = guard.vma_lookup(addr).ok_or(EFAULT)?;
+        kunit_with_vma(addr, |vma| to_device_in(pm, vma, addr, len, select))
+    }
+
+    fn to_device_in(
+        pm: &Pagemap<TestVram>,
+        vma: &VmaRef,
+        addr: usize,
+        len: usize,
+        select: Select,
+    ) -> Result<usize> {
         let mut m = MigrateVma::setup(vma, addr, addr + len, select, pm.owner())?;
         let mut sources = KVec::new();
         for s in m.sources() {
@@ -784,9 +781,7 @@ mod tests {
     /// How many pages of `[addr, addr + pages)` the CPU maps to `pm`'s
     /// memory, as hmm reports them to the device that owns it.
     fn device_pages(pm: &Pagemap<TestVram>, addr: usize, pages: usize) -> Result<usize> {
-        let task = crate::current!();
-        let mm = task.mm().ok_or(EINVAL)?;
-        let n = IntervalNotifier::new(mm, addr, pages * PAGE_SIZE, Nop, ())?;
+        let n = kunit_notifier(addr, pages * PAGE_SIZE, Nop, ())?;
         let mut r = Range::new(&n, addr, addr + pages * PAGE_SIZE, Request::Snapshot)?;
         r.set_device_private_owner(pm.owner());
         r.fault(0)?;
@@ -799,17 +794,9 @@ mod tests {
         core::array::from_fn(|i| (page * 13 + i * 3 + 1) as u8)
     }
 
-    fn write_user(addr: usize, data: &[u8]) -> Result {
-        UserSlice::new(UserPtr::from_addr(addr), data.len())
-            .writer()
-            .write_slice(data)
-    }
-
     fn read_user(addr: usize) -> Result<[u8; 64]> {
         let mut out = [0u8; 64];
-        UserSlice::new(UserPtr::from_addr(addr), out.len())
-            .reader()
-            .read_slice(&mut out)?;
+        kunit_read_user(addr, &mut out)?;
         Ok(out)
     }
 
@@ -817,7 +804,7 @@ mod tests {
     fn user_pages() -> Result<usize> {
         let addr = kunit_user_map(4)?;
         for p in 0..3 {
-            write_user(addr + p * PAGE_SIZE, &pattern(p))?;
+            kunit_write_user(addr + p * PAGE_SIZE, &pattern(p))?;
         }
         Ok(addr)
     }
@@ -886,13 +873,11 @@ mod tests {
         let addr = (map + huge - 1) & !(huge - 1);
         let marked = [0, 1, 300, 511];
         for &p in &marked {
-            write_user(addr + p * PAGE_SIZE, &pattern(p))?;
+            kunit_write_user(addr + p * PAGE_SIZE, &pattern(p))?;
         }
         // The write fault gave the range a huge page (THP is always on in
         // the test kernel).
-        let task = crate::current!();
-        let mm = task.mm().ok_or(EINVAL)?;
-        let n = IntervalNotifier::new(mm, addr, huge, Nop, ())?;
+        let n = kunit_notifier(addr, huge, Nop, ())?;
         let mut r = Range::new(&n, addr, addr + PAGE_SIZE, Request::Read)?;
         r.fault(0)?;
         assert_eq!(r.page(0).map(|p| p.map_order()), Some(PMD_ORDER));
