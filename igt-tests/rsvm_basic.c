@@ -191,10 +191,10 @@ igt_main
 	}
 
 	igt_subtest("getparam-invalid") {
-		struct drm_rsvm_get_param p = { .param = DRM_RSVM_PARAM_FIRMWARE_VERSION + 1 };
+		struct drm_rsvm_get_param p = { .param = DRM_RSVM_PARAM_PT_PAGES + 1 };
 		uint64_t v;
 
-		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_FIRMWARE_VERSION + 1, &v), -EINVAL);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_PT_PAGES + 1, &v), -EINVAL);
 		igt_assert_eq(rsvm_get_param(fd, 0xffffffff, &v), -EINVAL);
 		p.param = DRM_RSVM_PARAM_VRAM_SIZE;
 		p.pad = 1;

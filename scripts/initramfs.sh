@@ -30,6 +30,16 @@ for t in "$TOP"/igt-tests/rsvm_*.c; do
 done
 cc_static "$GUEST/rsvm-info" "$TOP/tools/rsvm-info.c" "$TOP/igt-tests/lib/rsvm.c"
 
+# Compute kernels for the GPU's RV64IMA engine, loaded by the tests.
+mkdir -p "$GUEST/kernels"
+for k in "$TOP"/kernels/src/*.c; do
+	out=$GUEST/kernels/$(basename "$k" .c).bin
+	if [ ! -f "$out" ] || [ "$k" -nt "$out" ] || [ "$TOP/kernels/rsvm_kernel.h" -nt "$out" ]; then
+		msg "kernel-cc $(basename "$k")"
+		"$TOP/scripts/kernel-cc.sh" "$k" "$out"
+	fi
+done
+
 # The kernel's own HMM selftest, unmodified, from the pinned tree.
 MM=$KSRC/tools/testing/selftests/mm
 if [ ! -x "$GUEST/hmm-tests" ] || [ "$MM/hmm-tests.c" -nt "$GUEST/hmm-tests" ]; then
@@ -53,6 +63,8 @@ chmod +x "$ROOT/init"
 cp "$GUEST"/rsvm_* "$GUEST/hmm-tests" "$ROOT/tests/"
 cp "$GUEST/rsvm-info" "$ROOT/bin/"
 cp -a "$BUILD/modroot/lib" "$ROOT/"
+mkdir -p "$ROOT/lib/rsvm/kernels"
+cp "$GUEST"/kernels/*.bin "$ROOT/lib/rsvm/kernels/"
 # The firmware image the driver loads (request_firmware looks in /lib/firmware).
 FWBUILD=${CARGO_TARGET_DIR:-$BUILD/target}/release/rsvm-fwbuild
 [ -x "$FWBUILD" ] || die "no rsvm-fwbuild (build the crates first)"

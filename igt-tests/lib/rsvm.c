@@ -146,3 +146,167 @@ const char *rsvm_pci_address(char *buf, size_t len)
 	closedir(dir);
 	return ret;
 }
+
+int rsvm_svm_bind(int fd, const void *start, size_t len, uint32_t flags)
+{
+	struct drm_rsvm_svm_bind b = {
+		.start = (uintptr_t)start,
+		.length = len,
+		.op = DRM_RSVM_SVM_OP_BIND,
+		.flags = flags,
+	};
+
+	return ioctl(fd, DRM_IOCTL_RSVM_SVM_BIND, &b) ? -errno : 0;
+}
+
+int rsvm_svm_unbind(int fd, const void *start, size_t len)
+{
+	struct drm_rsvm_svm_bind b = {
+		.start = (uintptr_t)start,
+		.length = len,
+		.op = DRM_RSVM_SVM_OP_UNBIND,
+	};
+
+	return ioctl(fd, DRM_IOCTL_RSVM_SVM_BIND, &b) ? -errno : 0;
+}
+
+int rsvm_channel_create(int fd, uint32_t *handle)
+{
+	struct drm_rsvm_channel_create c = { 0 };
+
+	if (ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_CREATE, &c))
+		return -errno;
+	*handle = c.handle;
+	return 0;
+}
+
+int rsvm_channel_destroy(int fd, uint32_t handle)
+{
+	struct drm_rsvm_channel_destroy d = { .handle = handle };
+
+	return ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_DESTROY, &d) ? -errno : 0;
+}
+
+int rsvm_exec(int fd, uint32_t channel, const uint32_t *push, uint32_t dwords,
+	      uint64_t *seqno)
+{
+	struct drm_rsvm_exec e = {
+		.push = (uintptr_t)push,
+		.channel = channel,
+		.dwords = dwords,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e))
+		return -errno;
+	if (seqno)
+		*seqno = e.seqno;
+	return 0;
+}
+
+int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
+	      uint32_t *error, uint32_t *info)
+{
+	struct drm_rsvm_wait w = {
+		.channel = channel,
+		.seqno = seqno,
+		.timeout_ns = timeout_ns,
+	};
+	int ret = ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w) ? -errno : 0;
+
+	if (error)
+		*error = w.error;
+	if (info)
+		*info = w.error_info;
+	return ret;
+}
+
+void rsvm_push_methods(struct rsvm_push *p, uint32_t subch, uint32_t method,
+		       const uint32_t *data, uint32_t count)
+{
+	if (p->n + 1 + count > ARRAY_SIZE(p->dw))
+		abort();
+	p->dw[p->n++] = (1u << 29) | (count << 16) | (subch << 13) | (method >> 2);
+	memcpy(&p->dw[p->n], data, count * 4);
+	p->n += count;
+}
+
+void rsvm_push_method(struct rsvm_push *p, uint32_t subch, uint32_t method,
+		      uint32_t data)
+{
+	rsvm_push_methods(p, subch, method, &data, 1);
+}
+
+#define HI(x) ((uint32_t)((uint64_t)(uintptr_t)(x) >> 32))
+#define LO(x) ((uint32_t)(uintptr_t)(x))
+
+void rsvm_push_launch(struct rsvm_push *p, const void *code, const void *args,
+		      void *stack, uint32_t stack_size, uint32_t threads)
+{
+	const uint32_t d[] = {
+		HI(code), LO(code), HI(args), LO(args), HI(stack), LO(stack), stack_size,
+	};
+
+	/* SET_CODE_ADDRESS_UPPER .. SET_STACK_SIZE, SET_GRID_SIZE, LAUNCH */
+	rsvm_push_methods(p, DRM_RSVM_SUBCHANNEL_COMPUTE, 0x200, d, ARRAY_SIZE(d));
+	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COMPUTE, 0x220, threads);
+	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COMPUTE, 0x300, 0);
+}
+
+void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value)
+{
+	const uint32_t d[] = { LO(addr), HI(addr), (uint32_t)value, (uint32_t)(value >> 32) };
+
+	/* SEM_ADDR_LO/HI, SEM_PAYLOAD_LO/HI, then SEM_EXECUTE: release, 64-bit */
+	rsvm_push_methods(p, 0, 0x05c, d, ARRAY_SIZE(d));
+	rsvm_push_method(p, 0, 0x06c, 1 | (1u << 24));
+}
+
+void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len)
+{
+	const uint32_t off[] = { HI(src), LO(src), HI(dst), LO(dst) };
+
+	/* OFFSET_IN/OUT_UPPER/LOWER, LINE_LENGTH_IN, then LAUNCH_DMA:
+	 * non-pipelined, flush, pitch source and destination (virtual). */
+	rsvm_push_methods(p, DRM_RSVM_SUBCHANNEL_COPY, 0x400, off, ARRAY_SIZE(off));
+	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COPY, 0x418, len);
+	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COPY, 0x300, 2 | (1 << 2) | (1 << 7) | (1 << 8));
+}
+
+void *rsvm_load_kernel(const char *name, size_t *size)
+{
+	char path[256], *buf;
+	FILE *f;
+	long len;
+
+	snprintf(path, sizeof(path), "/lib/rsvm/kernels/%s.bin", name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	buf = aligned_alloc(4096, (len + 4095) & ~4095L);
+	if (buf && fread(buf, 1, len, f) != (size_t)len) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (size)
+		*size = len;
+	return buf;
+}
+
+int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint32_t *info)
+{
+	uint32_t ch = 0;
+	uint64_t seq = 0;
+	int ret = rsvm_channel_create(fd, &ch);
+
+	if (ret)
+		return ret;
+	ret = rsvm_exec(fd, ch, p->dw, p->n, &seq);
+	if (!ret)
+		ret = rsvm_wait(fd, ch, seq, 20000000000ll, error, info);
+	rsvm_channel_destroy(fd, ch);
+	return ret;
+}

@@ -26,4 +26,52 @@ int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* PCI address of the rsvm device ("0000:00:03.0"), from sysfs. */
 const char *rsvm_pci_address(char *buf, size_t len);
 
+/*
+ * The SVM interface: each returns 0 or -errno.
+ */
+int rsvm_svm_bind(int fd, const void *start, size_t len, uint32_t flags);
+int rsvm_svm_unbind(int fd, const void *start, size_t len);
+int rsvm_channel_create(int fd, uint32_t *handle);
+int rsvm_channel_destroy(int fd, uint32_t handle);
+int rsvm_exec(int fd, uint32_t channel, const uint32_t *push, uint32_t dwords,
+	      uint64_t *seqno);
+/* On -EIO, *error and *info (if not NULL) say why the channel stopped. */
+int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
+	      uint32_t *error, uint32_t *info);
+
+/* A pushbuffer being built. */
+struct rsvm_push {
+	uint32_t dw[DRM_RSVM_EXEC_MAX_DWORDS];
+	uint32_t n;
+};
+
+/* Appends an incrementing method header and its data. */
+void rsvm_push_methods(struct rsvm_push *p, uint32_t subch, uint32_t method,
+		       const uint32_t *data, uint32_t count);
+/* Appends one method. */
+void rsvm_push_method(struct rsvm_push *p, uint32_t subch, uint32_t method,
+		      uint32_t data);
+/*
+ * Appends a compute launch of code at @code over @threads threads with
+ * argument pointer @args, each thread getting @stack_size bytes of @stack.
+ */
+void rsvm_push_launch(struct rsvm_push *p, const void *code, const void *args,
+		      void *stack, uint32_t stack_size, uint32_t threads);
+/* Appends a semaphore release of the 64-bit @value at @addr. */
+void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value);
+/* Appends a copy-engine copy of @len bytes (one line) from @src to @dst. */
+void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len);
+
+/*
+ * A compute kernel image (kernels/src/NAME.c) from /lib/rsvm/kernels, in
+ * page-aligned malloc memory; NULL if missing. *size gets its size.
+ */
+void *rsvm_load_kernel(const char *name, size_t *size);
+
+/*
+ * Runs one pushbuffer on a fresh channel and waits up to 20 s: 0 or -errno
+ * (error and info as for rsvm_wait).
+ */
+int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint32_t *info);
+
 #endif

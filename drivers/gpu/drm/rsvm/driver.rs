@@ -109,6 +109,9 @@ impl pci::Driver for RsvmPciDriver {
     }
 
     fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        // Open files may outlive the device: stop every channel now, so the
+        // GPU touches none of their memory once it is freed.
+        this.gpu.hw.stop_all_channels();
         this.gpu.disable_interrupts();
     }
 }
@@ -126,5 +129,12 @@ impl drm::Driver for RsvmDriver {
 
     kernel::declare_drm_ioctls! {
         (RSVM_GET_PARAM, drm_rsvm_get_param, ioctl::RENDER_ALLOW, File::get_param),
+        (RSVM_SVM_BIND, drm_rsvm_svm_bind, ioctl::RENDER_ALLOW, File::svm_bind),
+        (RSVM_CHANNEL_CREATE, drm_rsvm_channel_create, ioctl::RENDER_ALLOW,
+            File::channel_create),
+        (RSVM_CHANNEL_DESTROY, drm_rsvm_channel_destroy, ioctl::RENDER_ALLOW,
+            File::channel_destroy),
+        (RSVM_EXEC, drm_rsvm_exec, ioctl::RENDER_ALLOW, File::exec),
+        (RSVM_WAIT, drm_rsvm_wait, ioctl::RENDER_ALLOW, File::wait),
     }
 }

@@ -4,7 +4,7 @@
 
 use kernel::{
     device::Bound,
-    irq::{self, IrqReturn},
+    irq::{self, IrqReturn, ThreadedIrqReturn},
     pci,
     prelude::*,
     sync::Arc,
@@ -12,18 +12,24 @@ use kernel::{
 
 use crate::gpu::Gpu;
 
-/// Interrupt handler: dispatches to the GPU's top-level interrupt.
+/// Interrupt handler: fences and channel errors in the hard handler, MMU
+/// faults (which may sleep in `hmm_range_fault`) in the thread.
 pub(crate) struct Handler<'bound> {
     pub(crate) gpu: Arc<Gpu<'bound>>,
 }
 
-impl irq::Handler for Handler<'_> {
-    fn handle(&self) -> IrqReturn {
-        if self.gpu.handle_interrupt() {
-            IrqReturn::Handled
-        } else {
-            IrqReturn::None
+impl irq::ThreadedHandler for Handler<'_> {
+    fn handle(&self) -> ThreadedIrqReturn {
+        match self.gpu.handle_interrupt() {
+            (false, _) => ThreadedIrqReturn::None,
+            (true, false) => ThreadedIrqReturn::Handled,
+            (true, true) => ThreadedIrqReturn::WakeThread,
         }
+    }
+
+    fn handle_threaded(&self) -> IrqReturn {
+        self.gpu.handle_threaded();
+        IrqReturn::Handled
     }
 }
 
@@ -33,21 +39,21 @@ impl irq::Handler for Handler<'_> {
 /// because the registration borrows the allocation: keeping both in one
 /// pinned object makes the pair impossible to tear down in the wrong order.
 #[pin_data]
-pub(crate) struct Msix<'bound, T: irq::Handler + 'bound> {
+pub(crate) struct Msix<'bound, T: irq::ThreadedHandler + 'bound> {
     // Declared first so it is dropped first: `free_irq` runs before
     // `pci_free_irq_vectors`.
     #[pin]
-    registration: irq::Registration<'bound, T>,
+    registration: irq::ThreadedRegistration<'bound, T>,
     vectors: pci::IrqVectorRegistration<'bound>,
 }
 
-impl<'bound, T: irq::Handler + 'bound> Msix<'bound, T> {
+impl<'bound, T: irq::ThreadedHandler + 'bound> Msix<'bound, T> {
     /// Allocates one MSI-X vector of `pdev` and installs `handler` on it.
     ///
     /// # Safety
     ///
     /// The returned object must be dropped before `pdev` is unbound and must
-    /// not be forgotten, as for [`irq::Registration::new`].
+    /// not be forgotten, as for [`irq::ThreadedRegistration::new`].
     pub(crate) unsafe fn new(
         pdev: &'bound pci::Device<Bound>,
         name: &'static CStr,
@@ -66,7 +72,14 @@ impl<'bound, T: irq::Handler + 'bound> Msix<'bound, T> {
                 let request = vectors.index(0)?.into();
                 // SAFETY: the registration is a pinned field of `Self`, which
                 // the caller promises not to forget (see `# Safety`).
-                unsafe { irq::Registration::new(request, irq::Flags::TRIGGER_NONE, name, handler) }
+                unsafe {
+                    irq::ThreadedRegistration::new(
+                        request,
+                        irq::Flags::TRIGGER_NONE,
+                        name,
+                        handler,
+                    )
+                }
             },
         })
     }

@@ -38,6 +38,26 @@ register! {
         8:8 pfifo => bool;
     }
 
+    /// Pending non-stall interrupts (`NV_PMC_INTR(1)`); write 1 to clear.
+    pub(crate) NV_PMC_INTR_1(u32) @ 0x0000_0104 {
+        /// A copy-engine launch asked for an interrupt.
+        15:15 ce0 => bool;
+        /// A compute grid asked for an interrupt.
+        12:12 compute => bool;
+        /// A host `NON_STALL_INTERRUPT` method ran.
+        0:0 host => bool;
+    }
+
+    /// Write 1 to enable non-stall interrupt bits (`NV_PMC_INTR_EN_SET(1)`).
+    pub(crate) NV_PMC_INTR_EN_SET_1(u32) @ 0x0000_0164 {
+        31:0 value;
+    }
+
+    /// Write 1 to disable non-stall interrupt bits (`NV_PMC_INTR_EN_CLEAR(1)`).
+    pub(crate) NV_PMC_INTR_EN_CLEAR_1(u32) @ 0x0000_0184 {
+        31:0 value;
+    }
+
     /// Interrupt enable mask (`NV_PMC_INTR_EN(0)`), read-only view.
     pub(crate) NV_PMC_INTR_EN_0(u32) @ 0x0000_0140 {
         31:0 value;
@@ -59,6 +79,115 @@ register! {
         31:0 value;
     }
 
+    /// PFIFO interrupts (`NV_PFIFO_INTR_0`); write 1 to clear.
+    pub(crate) NV_PFIFO_INTR_0(u32) @ 0x0000_2100 {
+        /// A channel error was latched in `RSVM_CHANNEL_ERROR_*`.
+        31:31 channel_error => bool;
+    }
+
+    /// PFIFO interrupt enables (`NV_PFIFO_INTR_EN_0`).
+    pub(crate) NV_PFIFO_INTR_EN_0(u32) @ 0x0000_2140 {
+        31:31 channel_error => bool;
+    }
+
+    /// Where the runlist is (`NV_PFIFO_RUNLIST_BASE`).
+    pub(crate) NV_PFIFO_RUNLIST_BASE(u32) @ 0x0000_2270 {
+        /// 2: coherent system memory.
+        29:28 target;
+        /// Address >> 12.
+        27:0 ptr;
+    }
+
+    /// Submits the runlist (`NV_PFIFO_RUNLIST`).
+    pub(crate) NV_PFIFO_RUNLIST(u32) @ 0x0000_2274 {
+        15:0 length;
+    }
+
+    /// Preempts a channel (`NV_PFIFO_PREEMPT`).
+    pub(crate) NV_PFIFO_PREEMPT(u32) @ 0x0000_2634 {
+        /// 0: channel, 1: TSG.
+        25:24 kind;
+        20:20 pending => bool;
+        11:0 id;
+    }
+
+    /// Fault interrupts (`NV_PFB_NISO_INTR`, derived).
+    pub(crate) NV_PFB_NISO_INTR(u32) @ 0x0010_0a20 {
+        31:31 other_fault => bool;
+        30:30 non_replayable_overflow => bool;
+        29:29 non_replayable_notify => bool;
+        28:28 replayable_overflow => bool;
+        27:27 replayable_notify => bool;
+    }
+
+    /// Write 1 to enable fault interrupt bits.
+    pub(crate) NV_PFB_NISO_INTR_EN_SET(u32) @ 0x0010_0a2c {
+        31:0 value;
+    }
+
+    /// Write 1 to disable fault interrupt bits.
+    pub(crate) NV_PFB_NISO_INTR_EN_CLR(u32) @ 0x0010_0a34 {
+        31:0 value;
+    }
+
+    /// Virtual address of a targeted invalidate, bits 39:12 (in 31:4).
+    pub(crate) NV_PFB_PRI_MMU_INVALIDATE_VADDR(u32) @ 0x0010_0cb4 {
+        31:0 value;
+    }
+
+    /// Page directory of an invalidate: 31:4 PDB >> 12, 1 aperture (1: system).
+    pub(crate) NV_PFB_PRI_MMU_INVALIDATE_PDB(u32) @ 0x0010_0cb8 {
+        31:0 value;
+    }
+
+    /// Triggers a TLB invalidate, and optionally a fault replay or cancel.
+    pub(crate) NV_PFB_PRI_MMU_INVALIDATE(u32) @ 0x0010_0cbc {
+        31:31 trigger => bool;
+        /// 1 START, 3 CANCEL_TARGETED, 4 CANCEL_GLOBAL, 5 CANCEL_VA_GLOBAL.
+        5:3 replay;
+        1:1 all_pdb => bool;
+        0:0 all_va => bool;
+    }
+
+    /// Bits 63:40 of the invalidate address.
+    pub(crate) NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR(u32) @ 0x0010_0ce8 {
+        31:0 value;
+    }
+
+    /// Bits 63:40 of the invalidate PDB.
+    pub(crate) NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB(u32) @ 0x0010_0cec {
+        31:0 value;
+    }
+
+    /// Fault buffer address: 31:12 address, 2:1 aperture, 0 ADDR_MODE (1: physical).
+    pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_LO(u32)[2, stride = 20] @ 0x0010_0e24 {
+        31:0 value;
+    }
+
+    /// Fault buffer address, upper bits.
+    pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_HI(u32)[2, stride = 20] @ 0x0010_0e28 {
+        31:0 value;
+    }
+
+    /// Fault buffer read pointer (software owned).
+    pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_GET(u32)[2, stride = 20] @ 0x0010_0e2c {
+        31:31 overflow => bool;
+        30:30 getptr_corrupted => bool;
+        19:0 ptr;
+    }
+
+    /// Fault buffer write pointer (the GPU's).
+    pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_PUT(u32)[2, stride = 20] @ 0x0010_0e30 {
+        19:0 ptr;
+    }
+
+    /// Fault buffer size and enable.
+    pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_SIZE(u32)[2, stride = 20] @ 0x0010_0e34 {
+        31:31 enable => bool;
+        29:29 overflow_intr => bool;
+        19:0 entries;
+    }
+
     /// Size of local memory (`NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE`): the size
     /// in bytes is `lower_mag << (lower_scale + 20)`.
     pub(crate) NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE(u32) @ 0x0010_0ce0 {
@@ -66,6 +195,30 @@ register! {
         30:30 ecc_mode => bool;
         9:4 lower_mag;
         3:0 lower_scale;
+    }
+
+    /// Channel instance block (`NV_PCCSR_CHANNEL_INST(i)`).
+    pub(crate) NV_PCCSR_CHANNEL_INST(u32)[512, stride = 8] @ 0x0080_0000 {
+        31:31 bind => bool;
+        /// 2: coherent system memory.
+        29:28 target;
+        /// Instance block address >> 12.
+        27:0 ptr;
+    }
+
+    /// Channel control (`NV_PCCSR_CHANNEL(i)`).
+    pub(crate) NV_PCCSR_CHANNEL(u32)[512, stride = 8] @ 0x0080_0004 {
+        28:28 busy => bool;
+        23:23 eng_faulted => bool;
+        22:22 pbdma_faulted => bool;
+        11:11 enable_clr => bool;
+        10:10 enable_set => bool;
+        0:0 enable => bool;
+    }
+
+    /// The doorbell: write a channel id to have it fetch new work.
+    pub(crate) NV_USERMODE_NOTIFY_CHANNEL_PENDING(u32) @ 0x0081_0090 {
+        31:0 value;
     }
 
     /// Model-private firmware boot block: status (0 not booted, 1 running,
@@ -97,6 +250,27 @@ register! {
     /// Model-private: size of the image in bytes.
     pub(crate) RSVM_FW_DMA_SIZE(u32) @ 0x0084_0118 {
         31:0 value;
+    }
+
+    /// Model-private: the channel of the first latched channel error.
+    pub(crate) RSVM_CHANNEL_ERROR_CHID(u32) @ 0x00fe_0200 {
+        31:0 value;
+    }
+
+    /// Model-private: the error code (`DRM_RSVM_ERROR_*` uses the same numbers).
+    pub(crate) RSVM_CHANNEL_ERROR_CODE(u32) @ 0x00fe_0204 {
+        31:0 value;
+    }
+
+    /// Model-private: detail of the error.
+    pub(crate) RSVM_CHANNEL_ERROR_INFO(u32) @ 0x00fe_0208 {
+        31:0 value;
+    }
+
+    /// Model-private: engines the running firmware enabled.
+    pub(crate) RSVM_FW_ENGINES(u32) @ 0x0084_011c {
+        1:1 compute => bool;
+        0:0 copy => bool;
     }
 
     /// Model-private: raise the software interrupt (PMC bit 31).

@@ -7,11 +7,16 @@
 //! (GV100) described in `Documentation/gpu/rsvm/hardware.rst`.
 
 mod driver;
+mod fault;
+mod fifo;
 mod file;
 mod fw;
 mod gem;
 mod gpu;
+mod hmm;
 mod irq;
+mod mem;
+mod mmu;
 mod regs;
 
 kernel::module_pci_driver! {

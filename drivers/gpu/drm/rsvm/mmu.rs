@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! GMMU version 2 page tables (`dev_mmu.ref`, `gp100-mmu-format.pdf`).
+//!
+//! A 49-bit address space of five levels: PDE3 (VA 48:47), PDE2 (46:38),
+//! PDE1 (37:29), PDE0 (28:21, 16-byte dual entries that point at a 64 KiB
+//! and a 4 KiB page table or hold a 2 MiB PTE) and the page tables. Every
+//! table is one 4 KiB page of coherent system memory.
+//!
+//! Tables are never allocated under the locks the mirror takes (an
+//! allocation may reclaim, and reclaim may call back into the mirror): the
+//! caller fills a [`Reserve`] first and [`PageTables::map`] fails with
+//! `EAGAIN` if it needs more. Tables that become empty are unlinked into a
+//! [`Garbage`] list that the caller drops only after the TLB invalidate.
+
+use kernel::{
+    device::Bound,
+    device::Device,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+use crate::mem::DmaBuf;
+
+/// Page-table pages alive on all devices (a diagnostic for leak tests).
+pub(crate) static PT_PAGES: Atomic<u64> = Atomic::new(0);
+
+/// Size of every table, whatever its level.
+const TABLE_SIZE: usize = 4096;
+/// Entries of the largest table.
+const MAX_ENTRIES: usize = 512;
+
+/// Bytes mapped by one PTE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageSize {
+    /// 4 KiB, in a small page table.
+    Small,
+    /// 64 KiB, in a big page table.
+    Big,
+    /// 2 MiB, a PTE in the PDE0 entry itself.
+    Huge,
+}
+
+impl PageSize {
+    /// The page size in bytes.
+    pub(crate) const fn bytes(self) -> u64 {
+        match self {
+            Self::Small => 1 << 12,
+            Self::Big => 1 << 16,
+            Self::Huge => 1 << 21,
+        }
+    }
+}
+
+/// Permissions of a PTE.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PteFlags {
+    /// Writes and atomics fault with `RO`.
+    pub(crate) read_only: bool,
+    /// Only privileged (host/PBDMA) accesses may use the page.
+    pub(crate) privileged: bool,
+}
+
+/// PDE/PTE aperture "system memory, coherent" (the PDE and PTE encodings
+/// happen to agree on 2).
+const APERTURE_SYS_COHERENT: u64 = 2;
+
+/// A PDE3/2/1 entry, or the 4 KiB half of a dual PDE0, pointing at `table`.
+fn pde(table: u64) -> u64 {
+    (APERTURE_SYS_COHERENT << 1) | ((table >> 12) << 8)
+}
+
+/// The 64 KiB half of a dual PDE0 (the table is 256-byte aligned).
+fn pde_big(table: u64) -> u64 {
+    (APERTURE_SYS_COHERENT << 1) | ((table >> 8) << 4)
+}
+
+/// A valid PTE mapping system memory at `addr`.
+fn pte(addr: u64, flags: PteFlags) -> u64 {
+    1 | (APERTURE_SYS_COHERENT << 1)
+        | (u64::from(flags.privileged) << 5)
+        | (u64::from(flags.read_only) << 6)
+        | ((addr >> 12) << 8)
+}
+
+/// One page-table page and the tables below it.
+pub(crate) struct Table {
+    mem: DmaBuf,
+    /// Children by entry (a PDE0 has two per entry: `2 * i` the 64 KiB
+    /// table, `2 * i + 1` the 4 KiB table); empty for page tables.
+    children: KVec<Option<KBox<Table>>>,
+    /// Entries in use: children, valid PTEs, 2 MiB PTEs.
+    used: usize,
+    /// Link of the [`Garbage`] list.
+    next: Option<KBox<Table>>,
+}
+
+impl Table {
+    fn new(dev: &Device<Bound>) -> Result<KBox<Self>> {
+        let mem = DmaBuf::new(dev, TABLE_SIZE)?;
+        let mut children = KVec::with_capacity(MAX_ENTRIES, GFP_KERNEL)?;
+        for _ in 0..MAX_ENTRIES {
+            children.push(None, GFP_KERNEL)?;
+        }
+        let t = KBox::new(
+            Self {
+                mem,
+                children,
+                used: 0,
+                next: None,
+            },
+            GFP_KERNEL,
+        )?;
+        PT_PAGES.add(1, Relaxed);
+        Ok(t)
+    }
+
+    fn addr(&self) -> u64 {
+        self.mem.addr()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        PT_PAGES.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Tables allocated ahead of a mapping, outside the mirror's locks.
+#[derive(Default)]
+pub(crate) struct Reserve(KVec<KBox<Table>>);
+
+impl Reserve {
+    /// Tables a single mapping of any size may need (PDE2, PDE1, PDE0, PT).
+    pub(crate) const PER_MAPPING: usize = 4;
+
+    /// Tops the reserve up to `n` tables.
+    pub(crate) fn fill(&mut self, dev: &Device<Bound>, n: usize) -> Result {
+        while self.0.len() < n {
+            self.0.push(Table::new(dev)?, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Result<KBox<Table>> {
+        self.0.pop().ok_or(EAGAIN)
+    }
+}
+
+/// Tables unlinked from the tree, freed when this is dropped: after the
+/// TLB invalidate that makes the GPU forget them.
+#[derive(Default)]
+pub(crate) struct Garbage(Option<KBox<Table>>);
+
+impl Garbage {
+    fn push(&mut self, mut t: KBox<Table>) {
+        t.next = self.0.take();
+        self.0 = Some(t);
+    }
+
+    /// Whether any table waits to be freed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl Drop for Garbage {
+    fn drop(&mut self) {
+        // Iteratively, so a long list cannot exhaust the stack.
+        let mut next = self.0.take();
+        while let Some(mut t) = next {
+            next = t.next.take();
+        }
+    }
+}
+
+/// Shift of the first VA bit each directory level decodes, and its entries.
+const DIR_LEVELS: [(u32, usize); 3] = [(47, 4), (38, 512), (29, 512)];
+/// PDE0: VA 28:21, 256 entries of 16 bytes.
+const PDE0_SHIFT: u32 = 21;
+const PDE0_ENTRIES: usize = 256;
+/// Addresses a GMMU v2 address space can hold.
+pub(crate) const VA_LIMIT: u64 = 1 << 49;
+
+/// The page tables of one GPU address space.
+pub(crate) struct PageTables {
+    root: KBox<Table>,
+}
+
+impl PageTables {
+    /// An empty address space.
+    pub(crate) fn new(dev: &Device<Bound>) -> Result<Self> {
+        Ok(Self {
+            root: Table::new(dev)?,
+        })
+    }
+
+    /// The page directory base (PDE3 table) for the instance block.
+    pub(crate) fn pdb(&self) -> u64 {
+        self.root.addr()
+    }
+
+    /// Maps the page of `size` at `va` to system memory at `addr`.
+    /// Whatever `va` mapped before is replaced; a 2 MiB mapping replaces the
+    /// page tables under it (into `garbage`). `EAGAIN`: `reserve` ran out.
+    pub(crate) fn map(
+        &mut self,
+        va: u64,
+        addr: u64,
+        size: PageSize,
+        flags: PteFlags,
+        reserve: &mut Reserve,
+        garbage: &mut Garbage,
+    ) -> Result {
+        let bytes = size.bytes();
+        if va % bytes != 0 || addr % bytes != 0 || va >= VA_LIMIT {
+            return Err(EINVAL);
+        }
+        let mut t: &mut Table = &mut self.root;
+        for (shift, entries) in DIR_LEVELS {
+            let i = ((va >> shift) as usize) & (entries - 1);
+            if t.children[i].is_none() {
+                let child = reserve.take()?;
+                t.mem.write64(8 * i, pde(child.addr()));
+                t.children[i] = Some(child);
+                t.used += 1;
+            }
+            t = t.children[i].as_deref_mut().ok_or(EINVAL)?;
+        }
+        let i = ((va >> PDE0_SHIFT) as usize) & (PDE0_ENTRIES - 1);
+        let huge = t.mem.read64(16 * i) & 1 != 0;
+        match size {
+            PageSize::Huge => {
+                for c in [2 * i, 2 * i + 1] {
+                    if let Some(child) = t.children[c].take() {
+                        garbage.push(child);
+                        t.used -= 1;
+                    }
+                }
+                if !huge {
+                    t.used += 1;
+                }
+                t.mem.write64(16 * i + 8, 0);
+                t.mem.write64(16 * i, pte(addr, flags));
+            }
+            PageSize::Small | PageSize::Big => {
+                if huge {
+                    t.mem.write64(16 * i, 0);
+                    t.used -= 1;
+                }
+                let (c, shift, entries) = match size {
+                    PageSize::Big => (2 * i, 16, 32),
+                    _ => (2 * i + 1, 12, 512),
+                };
+                if t.children[c].is_none() {
+                    let child = reserve.take()?;
+                    if size == PageSize::Big {
+                        t.mem.write64(16 * i, pde_big(child.addr()));
+                    } else {
+                        t.mem.write64(16 * i + 8, pde(child.addr()));
+                    }
+                    t.children[c] = Some(child);
+                    t.used += 1;
+                }
+                let pt = t.children[c].as_deref_mut().ok_or(EINVAL)?;
+                let j = ((va >> shift) as usize) & (entries - 1);
+                if pt.mem.read64(8 * j) & 1 == 0 {
+                    pt.used += 1;
+                }
+                pt.mem.write64(8 * j, pte(addr, flags));
+            }
+        }
+        Ok(())
+    }
+
+    /// Invalidates every PTE that maps any byte of `[start, end)` (a 2 MiB
+    /// or 64 KiB page partly inside goes as a whole) and unlinks the tables
+    /// this empties into `garbage` (with `prune`; otherwise they stay for
+    /// later use). Allocates nothing and never sleeps. Returns the number of
+    /// PTEs cleared.
+    pub(crate) fn unmap(
+        &mut self,
+        start: u64,
+        end: u64,
+        prune: bool,
+        garbage: &mut Garbage,
+    ) -> usize {
+        let end = end.min(VA_LIMIT);
+        if start >= end {
+            return 0;
+        }
+        let mut u = Unmap {
+            start,
+            end,
+            prune,
+            garbage,
+        };
+        u.dir(&mut self.root, 0, 0)
+    }
+
+    /// Whether a valid PTE maps `va`.
+    pub(crate) fn is_mapped(&self, va: u64) -> bool {
+        let mut t: &Table = &self.root;
+        for (shift, entries) in DIR_LEVELS {
+            let i = ((va >> shift) as usize) & (entries - 1);
+            match t.children[i].as_deref() {
+                Some(c) => t = c,
+                None => return false,
+            }
+        }
+        let i = ((va >> PDE0_SHIFT) as usize) & (PDE0_ENTRIES - 1);
+        if t.mem.read64(16 * i) & 1 != 0 {
+            return true;
+        }
+        [(2 * i, 16, 32), (2 * i + 1, 12, 512)]
+            .iter()
+            .any(|&(c, shift, entries)| {
+                t.children[c].as_deref().is_some_and(|pt| {
+                    pt.mem.read64(8 * (((va >> shift) as usize) & (entries - 1))) & 1 != 0
+                })
+            })
+    }
+}
+
+/// One walk of [`PageTables::unmap`].
+struct Unmap<'a> {
+    start: u64,
+    end: u64,
+    prune: bool,
+    garbage: &'a mut Garbage,
+}
+
+impl Unmap<'_> {
+    fn overlaps(&self, lo: u64, span: u64) -> bool {
+        lo < self.end && lo + span > self.start
+    }
+
+    fn dir(&mut self, t: &mut Table, level: usize, base: u64) -> usize {
+        let (shift, entries) = DIR_LEVELS[level];
+        let span = 1u64 << shift;
+        let mut cleared = 0;
+        for i in 0..entries {
+            let lo = base + i as u64 * span;
+            if !self.overlaps(lo, span) {
+                continue;
+            }
+            let Some(child) = t.children[i].as_deref_mut() else {
+                continue;
+            };
+            cleared += if level + 1 < DIR_LEVELS.len() {
+                self.dir(child, level + 1, lo)
+            } else {
+                self.pde0(child, lo)
+            };
+            if child.used == 0 && self.prune {
+                t.mem.write64(8 * i, 0);
+                if let Some(c) = t.children[i].take() {
+                    self.garbage.push(c);
+                }
+                t.used -= 1;
+            }
+        }
+        cleared
+    }
+
+    fn pde0(&mut self, t: &mut Table, base: u64) -> usize {
+        let span = PageSize::Huge.bytes();
+        let mut cleared = 0;
+        for i in 0..PDE0_ENTRIES {
+            let lo = base + i as u64 * span;
+            if !self.overlaps(lo, span) {
+                continue;
+            }
+            if t.mem.read64(16 * i) & 1 != 0 {
+                t.mem.write64(16 * i, 0);
+                t.used -= 1;
+                cleared += 1;
+                continue;
+            }
+            for (c, size, entries) in [(2 * i, PageSize::Big, 32), (2 * i + 1, PageSize::Small, 512)]
+            {
+                let Some(pt) = t.children[c].as_deref_mut() else {
+                    continue;
+                };
+                let page = size.bytes();
+                for j in 0..entries {
+                    let va = lo + j as u64 * page;
+                    if !self.overlaps(va, page) || pt.mem.read64(8 * j) & 1 == 0 {
+                        continue;
+                    }
+                    pt.mem.write64(8 * j, 0);
+                    pt.used -= 1;
+                    cleared += 1;
+                }
+                if pt.used == 0 && self.prune {
+                    if size == PageSize::Big {
+                        t.mem.write64(16 * i, 0);
+                    } else {
+                        t.mem.write64(16 * i + 8, 0);
+                    }
+                    if let Some(pt) = t.children[c].take() {
+                        self.garbage.push(pt);
+                    }
+                    t.used -= 1;
+                }
+            }
+        }
+        cleared
+    }
+}

@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared virtual memory through the real path: a process builds data with
+ * malloc, binds the range, and GPU compute jobs walk it directly; every CPU
+ * change of the address space reaches the GPU first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "igt.h"
+#include "rsvm.h"
+
+#define PAGE 4096ul
+#define SEC 1000000000ll
+
+static int fd = -1;
+static uint64_t pt_pages_before;
+/* Compute kernel images and a stack area, in their own bound ranges. */
+static void *k_list, *k_tree, *k_scale;
+static void *stack;
+#define STACK_SIZE 4096
+#define MAX_THREADS 64
+
+static uint64_t param(uint32_t p)
+{
+	uint64_t v = 0;
+
+	igt_assert_eq(rsvm_get_param(fd, p, &v), 0);
+	return v;
+}
+
+static void *load(const char *name)
+{
+	size_t size;
+	void *k = rsvm_load_kernel(name, &size);
+
+	igt_assert_f(k, "kernel image %s missing", name);
+	return k;
+}
+
+/* Binds the page-rounded span of [p, p + len). */
+static void bind(const void *p, size_t len)
+{
+	uintptr_t s = (uintptr_t)p & ~(PAGE - 1);
+	uintptr_t e = ((uintptr_t)p + len + PAGE - 1) & ~(PAGE - 1);
+
+	igt_assert_eq(rsvm_svm_bind(fd, (void *)s, e - s, 0), 0);
+}
+
+static void *page_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	igt_assert(p != MAP_FAILED);
+	return p;
+}
+
+struct scale_args {
+	const uint64_t *in;
+	uint64_t *out;
+	uint64_t count;
+	uint64_t mul;
+	uint64_t *sum;
+};
+
+/* Runs array_scale with @a over @threads threads; 0 or -errno. */
+static int scale(struct scale_args *a, uint32_t threads, uint32_t *err, uint32_t *info)
+{
+	static struct rsvm_push p;
+
+	p.n = 0;
+	rsvm_push_launch(&p, k_scale, a, stack, STACK_SIZE, threads);
+	return rsvm_run(fd, &p, err, info);
+}
+
+/* Soft-dirty bit of the page at p (bit 55 of /proc/self/pagemap). */
+static int soft_dirty(const void *p)
+{
+	uint64_t e = 0;
+	int f = open("/proc/self/pagemap", O_RDONLY);
+
+	igt_assert(f >= 0);
+	igt_assert_eq(pread(f, &e, 8, (uintptr_t)p / PAGE * 8), 8);
+	close(f);
+	return (e >> 55) & 1;
+}
+
+static void clear_soft_dirty(void)
+{
+	int f = open("/proc/self/clear_refs", O_WRONLY);
+
+	igt_assert(f >= 0);
+	igt_assert_eq(write(f, "4", 1), 1);
+	close(f);
+}
+
+struct node {
+	struct node *next;
+	uint64_t value;
+};
+
+struct tree {
+	struct tree *left, *right;
+	uint64_t value;
+};
+
+static struct tree *build_tree(int depth, uint64_t *id, uint64_t *sum)
+{
+	struct tree *t;
+
+	if (depth == 0)
+		return NULL;
+	t = malloc(sizeof(*t));
+	igt_assert(t);
+	t->value = (*id)++ * 3 + 1;
+	*sum += t->value;
+	t->left = build_tree(depth - 1, id, sum);
+	t->right = build_tree(depth - 1, id, sum);
+	return t;
+}
+
+static void free_tree(struct tree *t)
+{
+	if (!t)
+		return;
+	free_tree(t->left);
+	free_tree(t->right);
+	free(t);
+}
+
+/*
+ * The malloc heap: everything from the program break at start-up on (1 GiB,
+ * mapped or not: SVM ranges need not be mapped yet), which holds every
+ * small malloc() and the kernel images.
+ */
+static uintptr_t heap_lo;
+#define HEAP_SPAN (1ul << 30)
+
+/* Start of the [heap] mapping, from /proc/self/maps. */
+static uintptr_t heap_start(void)
+{
+	char line[256];
+	uintptr_t lo = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	igt_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "[heap]"))
+			lo = strtoul(line, NULL, 16);
+	fclose(f);
+	igt_assert_f(lo, "no [heap] mapping");
+	return lo;
+}
+
+/* A fresh device file with the heap and the stack bound. */
+static void setup(void)
+{
+	fd = rsvm_open(false);
+	igt_assert(fd >= 0);
+	igt_assert_eq(rsvm_svm_bind(fd, (void *)heap_lo, HEAP_SPAN, 0), 0);
+	bind(stack, STACK_SIZE * MAX_THREADS);
+}
+
+/* Closes the file and checks the page tables it held are gone. */
+static void teardown(void)
+{
+	int probe;
+	uint64_t pages = 0;
+
+	close(fd);
+	probe = rsvm_open(false);
+	igt_assert(probe >= 0);
+	igt_assert_eq(rsvm_get_param(probe, DRM_RSVM_PARAM_PT_PAGES, &pages), 0);
+	close(probe);
+	igt_assert_eq_u64(pages, pt_pages_before);
+}
+
+igt_main
+{
+	igt_fixture {
+		fd = rsvm_open(false);
+		igt_require(fd >= 0);
+		igt_require(param(DRM_RSVM_PARAM_UAPI_VERSION) >= 3);
+		igt_require(param(DRM_RSVM_PARAM_ENGINES) & DRM_RSVM_ENGINE_COMPUTE);
+		pt_pages_before = param(DRM_RSVM_PARAM_PT_PAGES);
+		close(fd);
+		heap_lo = heap_start();
+		k_list = load("list_sum");
+		k_tree = load("tree_sum");
+		k_scale = load("array_scale");
+		stack = page_alloc(STACK_SIZE * MAX_THREADS);
+	}
+
+	igt_subtest("malloc-array-read-write") {
+		size_t n = 10000;
+		uint64_t *in = malloc(n * 8), *out = malloc(n * 8), sum = 0, want = 0;
+		struct scale_args *a = malloc(sizeof(*a));
+
+		setup();
+		for (size_t i = 0; i < n; i++) {
+			in[i] = i * 7 + 1;
+			out[i] = 0;
+			want += in[i];
+		}
+		uint64_t *s = malloc(8);
+
+		*s = 0;
+		*a = (struct scale_args){ in, out, n, 5, s };
+		igt_assert_eq(scale(a, 16, NULL, NULL), 0);
+		for (size_t i = 0; i < n; i++)
+			igt_assert_eq_u64(out[i], in[i] * 5 + i);
+		sum = *s;
+		igt_assert_eq_u64(sum, want);
+		free(s);
+		teardown();
+		free(in);
+		free(out);
+		free(a);
+	}
+
+	igt_subtest("linked-list-walk") {
+		struct node *head = NULL;
+		uint64_t want = 0, *res = malloc(16);
+		struct { struct node *head; uint64_t *sum, *count; } *a = malloc(sizeof(*a));
+		struct rsvm_push p = { .n = 0 };
+		int n = 2000;
+
+		setup();
+		/* Interleave with other allocations so the nodes scatter. */
+		for (int i = 0; i < n; i++) {
+			struct node *x = malloc(sizeof(*x) + (i % 7) * 24);
+
+			x->value = i * i + 1;
+			x->next = head;
+			head = x;
+			want += x->value;
+		}
+		res[0] = res[1] = 0;
+		a->head = head;
+		a->sum = &res[0];
+		a->count = &res[1];
+		rsvm_push_launch(&p, k_list, a, stack, STACK_SIZE, 1);
+		igt_assert_eq(rsvm_run(fd, &p, NULL, NULL), 0);
+		igt_assert_eq_u64(res[0], want);
+		igt_assert_eq_u64(res[1], n);
+		teardown();
+	}
+
+	igt_subtest("binary-tree-walk") {
+		uint64_t id = 0, want = 0, *sum = malloc(8);
+		struct tree *root;
+		struct { struct tree *root; uint64_t depth; uint64_t *sum; } *a = malloc(sizeof(*a));
+		struct rsvm_push p = { .n = 0 };
+
+		setup();
+		root = build_tree(10, &id, &want);
+		*sum = 0;
+		a->root = root;
+		a->depth = 3; /* 8 threads, each walks one subtree */
+		a->sum = sum;
+		rsvm_push_launch(&p, k_tree, a, stack, 2048, 8);
+		igt_assert_eq(rsvm_run(fd, &p, NULL, NULL), 0);
+		/* Thread 0 sums the top 3 levels; each thread one subtree. */
+		igt_assert_eq_u64(*sum, want);
+		teardown();
+		free_tree(root);
+	}
+
+	igt_subtest("read-fault-keeps-page-clean") {
+		uint64_t *in = page_alloc(4 * PAGE), *out = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+
+		setup();
+		in[0] = 41;
+		out[0] = 0;
+		*a = (struct scale_args){ in, out, 1, 1, NULL };
+		clear_soft_dirty();
+		igt_assert_eq(soft_dirty(in), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, in, 4 * PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], 41);
+		igt_assert_f(!soft_dirty(in), "a GPU read dirtied the page");
+		igt_assert_f(soft_dirty(out), "a GPU write left the page clean");
+		teardown();
+		munmap(in, 4 * PAGE);
+		munmap(out, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("write-to-read-only-fails-the-job") {
+		uint64_t *in = page_alloc(PAGE), *ro = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+		uint32_t err = 0, info = 0;
+
+		setup();
+		in[0] = 3;
+		ro[0] = 99;
+		igt_assert_eq(mprotect(ro, PAGE, PROT_READ), 0);
+		*a = (struct scale_args){ in, ro, 1, 1, NULL };
+		igt_assert_eq(rsvm_svm_bind(fd, in, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, ro, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		igt_assert_eq(scale(a, 1, &err, &info), -EIO);
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		igt_assert_eq_u64(info, ((uintptr_t)ro >> 12) & 0xffffffff);
+		igt_assert_eq_u64(ro[0], 99);
+		/* A read of the same page works, on a new channel. */
+		*a = (struct scale_args){ ro, in, 1, 2, NULL };
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(in[0], 198);
+		teardown();
+		munmap(in, PAGE);
+		munmap(ro, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("unbound-or-unmapped-access-fails-the-job") {
+		uint64_t *in = page_alloc(2 * PAGE), *out = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+		uint32_t err = 0, info = 0;
+
+		setup();
+		*a = (struct scale_args){ in, out, 1, 1, NULL };
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		/* in is not bound */
+		igt_assert_eq(scale(a, 1, &err, &info), -EIO);
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		igt_assert_eq_u64(info, ((uintptr_t)in >> 12) & 0xffffffff);
+		/* bound, but unmapped */
+		igt_assert_eq(rsvm_svm_bind(fd, in, 2 * PAGE, 0), 0);
+		igt_assert_eq(munmap(in, 2 * PAGE), 0);
+		igt_assert_eq(scale(a, 1, &err, &info), -EIO);
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		teardown();
+		munmap(out, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("munmap-and-remap-is-seen") {
+		uint64_t *in = page_alloc(PAGE), *out = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+		void *again;
+
+		setup();
+		in[0] = 10;
+		*a = (struct scale_args){ in, out, 1, 1, NULL };
+		igt_assert_eq(rsvm_svm_bind(fd, in, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], 10);
+		/* New memory at the same address: the GPU must not use the
+		 * old page (a stale PTE or TLB entry would read 10). */
+		igt_assert_eq(munmap(in, PAGE), 0);
+		again = mmap(in, PAGE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		igt_assert(again == in);
+		in[0] = 20;
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], 20);
+		/* madvise(DONTNEED) drops the page: it reads back as zero. */
+		igt_assert_eq(madvise(in, PAGE, MADV_DONTNEED), 0);
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], 0);
+		teardown();
+		munmap(in, PAGE);
+		munmap(out, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("fork-cow-keeps-parent-and-child-apart") {
+		uint64_t *data = page_alloc(PAGE), *out = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+		int status, pfd[2];
+		pid_t pid;
+
+		setup();
+		data[0] = 1;
+		igt_assert_eq(rsvm_svm_bind(fd, data, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		/* The GPU writes data[0] = 1 * 1 + 0 through a writable PTE. */
+		*a = (struct scale_args){ NULL, data, 1, 7, NULL };
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(data[0], 7);
+		igt_assert_eq(pipe(pfd), 0);
+		pid = fork();
+		igt_assert(pid >= 0);
+		if (pid == 0) {
+			char c;
+
+			/* Keeps the page shared until the parent is done, then
+			 * checks its copy still holds the value at fork. */
+			if (read(pfd[0], &c, 1) != 1)
+				_exit(2);
+			_exit(data[0] == 7 ? 0 : 1);
+		}
+		/* The parent's CPU write breaks COW: the parent gets a copy.
+		 * The fork write-protected the page, which must have removed
+		 * the GPU's writable PTE to the shared page. */
+		data[0] = 8;
+		*a = (struct scale_args){ NULL, data, 1, 9, NULL };
+		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+		igt_assert_eq_u64(data[0], 9);
+		igt_assert_eq(write(pfd[1], "x", 1), 1);
+		igt_assert_eq(waitpid(pid, &status, 0), pid);
+		igt_assert_f(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			     "the GPU wrote the child's copy");
+		/* The child cannot use the parent's GPU VM. */
+		pid = fork();
+		if (pid == 0)
+			_exit(rsvm_svm_bind(fd, out, PAGE, 0) == -EACCES ? 0 : 1);
+		igt_assert_eq(waitpid(pid, &status, 0), pid);
+		igt_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		teardown();
+		munmap(data, PAGE);
+		munmap(out, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("populate-and-unbind") {
+		uint64_t *in = page_alloc(16 * PAGE), *out = page_alloc(PAGE);
+		struct scale_args *a = page_alloc(PAGE);
+		uint32_t err = 0;
+
+		setup();
+		for (int i = 0; i < 16 * 512; i++)
+			in[i] = i;
+		out[0] = 0;
+		igt_assert_eq(rsvm_svm_bind(fd, in, 16 * PAGE, DRM_RSVM_SVM_BIND_POPULATE), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		*a = (struct scale_args){ in, NULL, 16 * 512, 0, out };
+		igt_assert_eq(scale(a, 4, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], (16 * 512 - 1) * 16 * 512 / 2);
+		igt_assert_f(param(DRM_RSVM_PARAM_PT_PAGES) > pt_pages_before,
+			     "a bound VM has page tables");
+		igt_assert_eq(rsvm_svm_unbind(fd, in, 16 * PAGE), 0);
+		igt_assert_eq(scale(a, 4, &err, NULL), -EIO);
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		teardown();
+		munmap(in, 16 * PAGE);
+		munmap(out, PAGE);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("bad-input") {
+		uint64_t *buf = page_alloc(4 * PAGE);
+		struct drm_rsvm_svm_bind b;
+		struct drm_rsvm_channel_create cc = { 0 };
+		struct drm_rsvm_channel_destroy cd = { 0 };
+		struct drm_rsvm_exec e = { 0 };
+		struct drm_rsvm_wait w = { 0 };
+		uint32_t ch, nop = 0;
+		uint64_t seq;
+
+		setup();
+		/* SVM bind */
+		igt_assert_eq(rsvm_svm_bind(fd, buf, 4 * PAGE, 1u << 7), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, (char *)buf + 1, PAGE, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, buf, PAGE + 1, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, buf, 0, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, (void *)(1ul << 47), PAGE, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, (void *)(~0ul << 12), 1ul << 20, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, (void *)param(DRM_RSVM_PARAM_KERNEL_VA_START),
+					    PAGE, 0), -EINVAL);
+		igt_assert_eq(rsvm_svm_bind(fd, buf, 2 * PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, buf + 512, 2 * PAGE, 0), -EEXIST);
+		igt_assert_eq(rsvm_svm_bind(fd, buf, 2 * PAGE, 0), -EEXIST);
+		igt_assert_eq(rsvm_svm_unbind(fd, buf, PAGE), -ENOENT);
+		igt_assert_eq(rsvm_svm_unbind(fd, buf + 1024, PAGE), -ENOENT);
+		b = (struct drm_rsvm_svm_bind){ .start = (uintptr_t)buf, .length = 2 * PAGE, .op = 2 };
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_SVM_BIND, &b), EINVAL);
+		b.op = DRM_RSVM_SVM_OP_UNBIND;
+		b.flags = DRM_RSVM_SVM_BIND_POPULATE;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_SVM_BIND, &b), EINVAL);
+		igt_assert_eq(rsvm_svm_unbind(fd, buf, 2 * PAGE), 0);
+		igt_assert_eq(rsvm_svm_unbind(fd, buf, 2 * PAGE), -ENOENT);
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_SVM_BIND, (void *)8), EFAULT);
+
+		/* Channels */
+		cc.flags = 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_CREATE, &cc), EINVAL);
+		cd.handle = 77;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_DESTROY, &cd), ENOENT);
+		cd.handle = 0;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_DESTROY, &cd), ENOENT);
+		igt_assert_eq(rsvm_channel_create(fd, &ch), 0);
+		cd.handle = ch;
+		cd.pad = 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_CHANNEL_DESTROY, &cd), EINVAL);
+
+		/* Exec */
+		e = (struct drm_rsvm_exec){ .push = (uintptr_t)&nop, .channel = ch, .dwords = 1 };
+		e.flags = 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), EINVAL);
+		e.flags = 0;
+		e.pad = 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), EINVAL);
+		e.pad = 0;
+		e.dwords = 0;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), EINVAL);
+		e.dwords = DRM_RSVM_EXEC_MAX_DWORDS + 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), EINVAL);
+		e.dwords = 1;
+		e.push = 8;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), EFAULT);
+		e.push = (uintptr_t)&nop;
+		e.channel = ch + 100;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_EXEC, &e), ENOENT);
+		{
+			/* Methods only the kernel may send. */
+			const uint32_t bad[][3] = {
+				/* SET_OBJECT on the compute subchannel */
+				{ (1u << 29) | (1 << 16) | (1 << 13) | (0x000 >> 2), 0x52c0, 0 },
+				/* MEM_OP_D (TLB invalidate, fault cancel) */
+				{ (1u << 29) | (1 << 16) | (0x034 >> 2), 0x9, 0 },
+				/* CLEAR_FAULTED */
+				{ (1u << 29) | (1 << 16) | (0x084 >> 2), 0, 0 },
+				/* a physical copy-engine launch */
+				{ (1u << 29) | (1 << 16) | (4 << 13) | (0x300 >> 2), 2 | (1 << 12), 0 },
+				/* an engine method on an unbound subchannel */
+				{ (1u << 29) | (1 << 16) | (2 << 13) | (0x300 >> 2), 0, 0 },
+				/* SEM_EXECUTE without an address in the job */
+				{ (1u << 29) | (1 << 16) | (0x06c >> 2), 1, 0 },
+				/* a count past the end */
+				{ (1u << 29) | (5 << 16) | (0x008 >> 2), 0, 0 },
+				/* END_SEGMENT and unknown header kinds */
+				{ 7u << 29, 0, 0 },
+				{ 2u << 29, 0, 0 },
+			};
+
+			for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
+				igt_assert_eq(rsvm_exec(fd, ch, bad[i], 3, &seq), -EINVAL);
+		}
+		{
+			/* A semaphore release into the kernel's window. */
+			struct rsvm_push p = { .n = 0 };
+
+			rsvm_push_release(&p, (void *)param(DRM_RSVM_PARAM_KERNEL_VA_START), 1);
+			igt_assert_eq(rsvm_exec(fd, ch, p.dw, p.n, &seq), -EINVAL);
+			/* ... and one past the 40 bits host semaphores have. */
+			p.n = 0;
+			rsvm_push_release(&p, buf, 1);
+			igt_assert_eq(rsvm_exec(fd, ch, p.dw, p.n, &seq), -EINVAL);
+		}
+
+		/* Wait */
+		igt_assert_eq(rsvm_exec(fd, ch, &nop, 1, &seq), 0);
+		igt_assert_eq_u64(seq, 1);
+		w = (struct drm_rsvm_wait){ .channel = ch, .seqno = seq, .timeout_ns = SEC };
+		w.flags = 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w), EINVAL);
+		w.flags = 0;
+		w.timeout_ns = -1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w), EINVAL);
+		w.timeout_ns = SEC;
+		w.seqno = seq + 1;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w), EINVAL);
+		w.seqno = 0;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w), EINVAL);
+		w.seqno = seq;
+		w.channel = 999;
+		igt_assert_errno(ioctl(fd, DRM_IOCTL_RSVM_WAIT, &w), ENOENT);
+		igt_assert_eq(rsvm_wait(fd, ch, seq, SEC, NULL, NULL), 0);
+		/* Everything still works after all that. */
+		igt_assert_eq(rsvm_channel_destroy(fd, ch), 0);
+		igt_assert_eq(rsvm_channel_destroy(fd, ch), -ENOENT);
+		teardown();
+		munmap(buf, 4 * PAGE);
+	}
+
+	igt_subtest("channel-error-spares-other-channels") {
+		/* Host semaphores have 40-bit addresses: one in the heap. */
+		uint64_t *in = page_alloc(PAGE), *out = page_alloc(PAGE), *sem = malloc(8);
+		struct scale_args *a = page_alloc(PAGE);
+		struct rsvm_push bad = { .n = 0 }, good = { .n = 0 };
+		uint32_t c1, c2, err = 0;
+		uint64_t s1, s2;
+
+		setup();
+		igt_assert_eq(rsvm_svm_bind(fd, in, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+		in[0] = 5;
+		*a = (struct scale_args){ in, out, 1, 3, NULL };
+		/* A compute method the engine refuses: 0x2fc. */
+		rsvm_push_method(&bad, DRM_RSVM_SUBCHANNEL_COMPUTE, 0x2fc, 1);
+		rsvm_push_launch(&good, k_scale, a, stack, STACK_SIZE, 1);
+		rsvm_push_release(&good, sem, 0x1234);
+		igt_assert_eq(rsvm_channel_create(fd, &c1), 0);
+		igt_assert_eq(rsvm_channel_create(fd, &c2), 0);
+		igt_assert_eq(rsvm_exec(fd, c1, bad.dw, bad.n, &s1), 0);
+		igt_assert_eq(rsvm_wait(fd, c1, s1, 10 * SEC, &err, NULL), -EIO);
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_INVALID_ENCODING);
+		igt_assert_eq(rsvm_exec(fd, c1, good.dw, good.n, &s1), -EIO);
+		igt_assert_eq(rsvm_exec(fd, c2, good.dw, good.n, &s2), 0);
+		igt_assert_eq(rsvm_wait(fd, c2, s2, 10 * SEC, NULL, NULL), 0);
+		igt_assert_eq_u64(out[0], 15);
+		igt_assert_eq_u64(sem[0], 0x1234);
+		teardown();
+		munmap(in, PAGE);
+		munmap(out, PAGE);
+		free(sem);
+		munmap(a, PAGE);
+	}
+
+	igt_subtest("copy-engine-copies-between-malloc-buffers") {
+		size_t n = 3 * PAGE + 100;
+		char *src = malloc(n), *dst = malloc(n);
+		struct rsvm_push p = { .n = 0 };
+
+		igt_require(param(DRM_RSVM_PARAM_ENGINES) & DRM_RSVM_ENGINE_COPY);
+		setup();
+		for (size_t i = 0; i < n; i++) {
+			src[i] = (char)(i * 13 + 5);
+			dst[i] = 0;
+		}
+		/* Neither buffer is mirrored yet: the copy engine's
+		 * non-replayable faults are served and the launch restarted. */
+		rsvm_push_copy(&p, dst, src, n);
+		igt_assert_eq(rsvm_run(fd, &p, NULL, NULL), 0);
+		igt_assert(!memcmp(src, dst, n));
+		teardown();
+		free(src);
+		free(dst);
+	}
+}
