@@ -360,7 +360,8 @@ igt_main
 		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
 		igt_assert_eq_u64(out[0], 10);
 		/* New memory at the same address: the GPU must not use the
-		 * old page (a stale PTE or TLB entry would read 10). */
+		 * old page (a stale PTE or TLB entry would read 10).
+		 */
 		igt_assert_eq(munmap(in, PAGE), 0);
 		again = mmap(in, PAGE, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -400,14 +401,16 @@ igt_main
 			char c;
 
 			/* Keeps the page shared until the parent is done, then
-			 * checks its copy still holds the value at fork. */
+			 * checks its copy still holds the value at fork.
+			 */
 			if (read(pfd[0], &c, 1) != 1)
 				_exit(2);
 			_exit(data[0] == 7 ? 0 : 1);
 		}
 		/* The parent's CPU write breaks COW: the parent gets a copy.
 		 * The fork write-protected the page, which must have removed
-		 * the GPU's writable PTE to the shared page. */
+		 * the GPU's writable PTE to the shared page.
+		 */
 		data[0] = 8;
 		*a = (struct scale_args){ NULL, data, 1, 9, NULL };
 		igt_assert_eq(scale(a, 1, NULL, NULL), 0);
@@ -540,7 +543,7 @@ igt_main
 				{ 2u << 29, 0, 0 },
 			};
 
-			for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
+			for (unsigned int i = 0; i < ARRAY_SIZE(bad); i++)
 				igt_assert_eq(rsvm_exec(fd, ch, bad[i], 3, &seq), -EINVAL);
 		}
 		{
@@ -620,14 +623,15 @@ igt_main
 		char *src = malloc(n), *dst = malloc(n);
 		struct rsvm_push p = { .n = 0 };
 
-		igt_require(param(DRM_RSVM_PARAM_ENGINES) & DRM_RSVM_ENGINE_COPY);
 		setup();
+		igt_require(param(DRM_RSVM_PARAM_ENGINES) & DRM_RSVM_ENGINE_COPY);
 		for (size_t i = 0; i < n; i++) {
 			src[i] = (char)(i * 13 + 5);
 			dst[i] = 0;
 		}
 		/* Neither buffer is mirrored yet: the copy engine's
-		 * non-replayable faults are served and the launch restarted. */
+		 * non-replayable faults are served and the launch restarted.
+		 */
 		rsvm_push_copy(&p, dst, src, n);
 		igt_assert_eq(rsvm_run(fd, &p, NULL, NULL), 0);
 		igt_assert(!memcmp(src, dst, n));

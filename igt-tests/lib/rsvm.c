@@ -266,7 +266,8 @@ void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t le
 	const uint32_t off[] = { HI(src), LO(src), HI(dst), LO(dst) };
 
 	/* OFFSET_IN/OUT_UPPER/LOWER, LINE_LENGTH_IN, then LAUNCH_DMA:
-	 * non-pipelined, flush, pitch source and destination (virtual). */
+	 * non-pipelined, flush, pitch source and destination (virtual).
+	 */
 	rsvm_push_methods(p, DRM_RSVM_SUBCHANNEL_COPY, 0x400, off, ARRAY_SIZE(off));
 	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COPY, 0x418, len);
 	rsvm_push_method(p, DRM_RSVM_SUBCHANNEL_COPY, 0x300, 2 | (1 << 2) | (1 << 7) | (1 << 8));

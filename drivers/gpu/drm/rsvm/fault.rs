@@ -9,9 +9,9 @@
 //! `REPLAY_START`; the pages that cannot be served (no SVM range, no CPU
 //! mapping, a write to read-only memory, the kernel's addresses) are
 //! cancelled first, which fails the job on its channel. Buffer 0 takes the
-//! copy engine's non-replayable faults ("fault and switch"): the page is
-//! served and the engine restarted by clearing `ENG_FAULTED`, or the channel
-//! is stopped with an error.
+//! non-replayable faults of the copy engine and of host semaphores ("fault
+//! and switch"): the page is served and the unit restarted by clearing
+//! `ENG_FAULTED`/`PBDMA_FAULTED`, or the channel is stopped with an error.
 //!
 //! Both run in the interrupt thread, in process context: a fault may sleep
 //! in `hmm_range_fault`.
@@ -76,7 +76,10 @@ impl FaultBuffers {
     /// Allocates both buffers and points the MMU at them.
     pub(crate) fn new(pdev: &pci::Device<kernel::device::Bound>, hw: &Arc<Hw>) -> Result<Self> {
         let size = ENTRIES as usize * PACKET;
-        let bufs = [DmaBuf::new(pdev.as_ref(), size)?, DmaBuf::new(pdev.as_ref(), size)?];
+        let bufs = [
+            DmaBuf::new(pdev.as_ref(), size)?,
+            DmaBuf::new(pdev.as_ref(), size)?,
+        ];
         hw.regs(|bar| -> Result {
             for (i, b) in bufs.iter().enumerate() {
                 let addr = b.addr();
@@ -158,22 +161,18 @@ impl FaultBuffers {
     }
 
     /// Serves one fault through the mirror of the VM whose channel took it.
-    /// Returns the channel id, and whether the fault was served.
-    fn serve(gpu: &Gpu<'_>, f: &Fault) -> (Option<u32>, bool) {
+    /// Returns the channel id and page directory, and whether the fault was
+    /// served.
+    fn serve(gpu: &Gpu<'_>, f: &Fault) -> (Option<(u32, u64)>, bool) {
         let Some((chid, vm)) = gpu.hw.fifo.lock().lookup(f.inst) else {
-            pr_info!("DBG fault inst {:#x} unknown\n", f.inst);
             return (None, false);
         };
         if !matches!(f.fault_type, FAULT_PDE | FAULT_PTE | FAULT_RO) {
-            pr_info!("DBG fault va {:#x} type {}\n", f.va, f.fault_type);
-            return (Some(chid), false);
+            return (Some((chid, vm.pdb())), false);
         }
         let write = f.write || f.fault_type == FAULT_RO;
         let res = vm.handle_fault(gpu.pdev.as_ref(), f.va, write);
-        if let Err(e) = res {
-            pr_info!("DBG fault va {:#x} type {} write {} -> {:?}\n", f.va, f.fault_type, write, e);
-        }
-        (Some(chid), res.is_ok())
+        (Some((chid, vm.pdb())), res.is_ok())
     }
 
     /// Drains and serves both buffers until they are empty.
@@ -231,15 +230,22 @@ impl FaultBuffers {
             return false;
         };
         for f in batch.iter() {
-            let (chid, ok) = Self::serve(gpu, f);
-            let Some(chid) = chid else { continue };
+            let (chan, ok) = Self::serve(gpu, f);
+            let Some((chid, pdb)) = chan else { continue };
             let Some(loc) = regs::NV_PCCSR_CHANNEL::try_at(chid as usize) else {
                 continue;
             };
             if ok {
-                // Restart the engine: the same launch runs again.
+                // The engine may hold the failed translation: flush it,
+                // then restart the engine; the same launch runs again.
+                self.hw.invalidate_tlb(pdb, 0, Replay::None);
                 self.hw.regs(|bar| {
-                    bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_eng_faulted(true));
+                    // An engine fault stopped the engine, a host (semaphore)
+                    // fault the PBDMA: writing 1 resets either.
+                    let reset = regs::NV_PCCSR_CHANNEL::zeroed()
+                        .with_eng_faulted(true)
+                        .with_pbdma_faulted(true);
+                    bar.write(loc, reset);
                 });
             } else {
                 self.hw.regs(|bar| {

@@ -144,8 +144,10 @@ impl Fifo {
                 continue;
             };
             let at = 16 * n;
-            self.runlist
-                .write32(at, (TARGET_SYS_COHERENT << 6) | (e.userd as u32 & 0xffff_ff00));
+            self.runlist.write32(
+                at,
+                (TARGET_SYS_COHERENT << 6) | (e.userd as u32 & 0xffff_ff00),
+            );
             self.runlist.write32(at + 4, (e.userd >> 32) as u32);
             self.runlist
                 .write32(at + 8, chid as u32 | (e.inst as u32 & 0xffff_f000));
@@ -432,7 +434,11 @@ impl PinnedDrop for Channel {
         let chid = self.chid as usize;
         {
             let mut fifo = self.hw.fifo.lock();
-            let was_live = fifo.chans.get(chid).and_then(Option::as_ref).is_some_and(|e| e.live);
+            let was_live = fifo
+                .chans
+                .get(chid)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.live);
             self.hw.regs(|bar| {
                 stop_channel(bar, self.chid);
                 if let Some(e) = fifo.chans.get_mut(chid) {
@@ -446,8 +452,7 @@ impl PinnedDrop for Channel {
                 *e = None;
             }
         }
-        self.vm
-            .unmap_kernel(self.kva(), CHANNEL_VA_STRIDE);
+        self.vm.unmap_kernel(self.kva(), CHANNEL_VA_STRIDE);
         // Waiters hold a reference, so there are none; a stale error must
         // not leak into the next channel with this id.
         self.hw.clear_channel_error(self.chid);

@@ -11,10 +11,7 @@ use kernel::{
     mm::MmWithUser,
     new_mutex,
     prelude::*,
-    sync::{
-        atomic::Relaxed,
-        Arc, Mutex,
-    },
+    sync::{aref::ARef, atomic::Relaxed, Arc, Mutex},
     time::{msecs_to_jiffies, Jiffies},
     uaccess::{UserPtr, UserSlice},
     uapi,
@@ -66,7 +63,6 @@ fn current_mm() -> Result<ARef<MmWithUser>> {
     Ok(ARef::from(mm))
 }
 
-use kernel::sync::aref::ARef;
 
 impl File {
     /// The file's VM for the calling process: made on first use, refused
@@ -93,10 +89,7 @@ impl File {
             return Err(if st.vm.is_some() { EACCES } else { ENOENT });
         }
         let i = (handle as usize).checked_sub(1).ok_or(ENOENT)?;
-        st.channels
-            .get(i)
-            .and_then(Option::clone)
-            .ok_or(ENOENT)
+        st.channels.get(i).and_then(Option::clone).ok_or(ENOENT)
     }
 
     /// `DRM_IOCTL_RSVM_GET_PARAM`: reports one device parameter.
@@ -153,7 +146,13 @@ impl File {
                 }
                 let populate = args.flags & uapi::DRM_RSVM_SVM_BIND_POPULATE != 0;
                 let vm = this.vm(reg, &mm)?;
-                vm.bind(reg.gpu.pdev.as_ref(), &mm, args.start, args.length, populate)?;
+                vm.bind(
+                    reg.gpu.pdev.as_ref(),
+                    &mm,
+                    args.start,
+                    args.length,
+                    populate,
+                )?;
             }
             uapi::DRM_RSVM_SVM_OP_UNBIND => {
                 if args.flags != 0 {
@@ -217,7 +216,10 @@ impl File {
         let ch = {
             let mut st = this.state.lock();
             let i = args.handle as usize - 1;
-            st.channels.get_mut(i).and_then(Option::take).ok_or(ENOENT)?
+            st.channels
+                .get_mut(i)
+                .and_then(Option::take)
+                .ok_or(ENOENT)?
         };
         // Stopped and freed once the last user (a waiter) lets go.
         drop(ch);
@@ -240,7 +242,8 @@ impl File {
         }
         let ch = file.inner().channel(args.channel)?;
         let mut push = KVec::<u32>::with_capacity(dwords, GFP_KERNEL)?;
-        let mut reader = UserSlice::new(UserPtr::from_addr(args.push as usize), dwords * 4).reader();
+        let mut reader =
+            UserSlice::new(UserPtr::from_addr(args.push as usize), dwords * 4).reader();
         for _ in 0..dwords {
             push.push(reader.read::<u32>()?, GFP_KERNEL)?;
         }

@@ -226,7 +226,10 @@ impl Hw {
             if timeout == 0 {
                 return Err(ETIME);
             }
-            match self.fence_wait.wait_interruptible_timeout(&mut guard, timeout) {
+            match self
+                .fence_wait
+                .wait_interruptible_timeout(&mut guard, timeout)
+            {
                 Timeout => timeout = 0,
                 Woken { jiffies } => timeout = jiffies,
                 Signal { .. } => return Err(ERESTARTSYS),

@@ -316,7 +316,10 @@ impl PageTables {
             .iter()
             .any(|&(c, shift, entries)| {
                 t.children[c].as_deref().is_some_and(|pt| {
-                    pt.mem.read64(8 * (((va >> shift) as usize) & (entries - 1))) & 1 != 0
+                    pt.mem
+                        .read64(8 * (((va >> shift) as usize) & (entries - 1)))
+                        & 1
+                        != 0
                 })
             })
     }
@@ -377,8 +380,10 @@ impl Unmap<'_> {
                 cleared += 1;
                 continue;
             }
-            for (c, size, entries) in [(2 * i, PageSize::Big, 32), (2 * i + 1, PageSize::Small, 512)]
-            {
+            for (c, size, entries) in [
+                (2 * i, PageSize::Big, 32),
+                (2 * i + 1, PageSize::Small, 512),
+            ] {
                 let Some(pt) = t.children[c].as_deref_mut() else {
                     continue;
                 };

@@ -245,13 +245,7 @@ impl Vm {
                 .iter()
                 .find(|r| r.covers(va as usize, va as usize + 1))
                 .cloned()
-                .ok_or_else(|| {
-                    pr_info!("DBG {} ranges\n", ranges.len());
-                    for r in ranges.iter() {
-                        pr_info!("DBG range {:#x}+{:#x}\n", r.start(), r.size());
-                    }
-                    EFAULT
-                })?
+                .ok_or(EFAULT)?
         };
         let page = va & !(PAGE_SIZE as u64 - 1);
         let (rs, re) = (n.start() as u64, (n.start() + n.size()) as u64);
@@ -271,10 +265,7 @@ impl Vm {
         fault: Option<(u64, bool)>,
     ) -> Result {
         // The worker is not the process: keep its address space alive.
-        let _users = self.mm.mmget_not_zero().ok_or_else(|| {
-            pr_info!("DBG no mm users\n");
-            EFAULT
-        })?;
+        let _users = self.mm.mmget_not_zero().ok_or(EFAULT)?;
         let mut range = Range::new(n, s as usize, e as usize, Request::Snapshot)?;
         if let Some((page, write)) = fault {
             let req = if write { Request::Write } else { Request::Read };
@@ -283,14 +274,11 @@ impl Vm {
         let mut reserve = Reserve::default();
         loop {
             reserve.fill(dev, Reserve::PER_MAPPING)?;
-            let seq = range
-                .fault(msecs_to_jiffies(FAULT_TIMEOUT_MS))
-                .inspect_err(|e| pr_info!("DBG hmm {:#x}: {:?}\n", s, e))?;
+            let seq = range.fault(msecs_to_jiffies(FAULT_TIMEOUT_MS))?;
             let Some(st) = n.lock_if_unchanged(seq) else {
                 continue;
             };
             if !st.live {
-                pr_info!("DBG dead\n");
                 return Err(EFAULT);
             }
             let mut garbage = Garbage::default();
