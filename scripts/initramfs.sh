@@ -29,6 +29,7 @@ for t in "$TOP"/igt-tests/rsvm_*.c; do
 	cc_static "$GUEST/$(basename "$t" .c)" "$t" "${LIB[@]}"
 done
 cc_static "$GUEST/rsvm-info" "$TOP/tools/rsvm-info.c" "$TOP/igt-tests/lib/rsvm.c"
+cc_static "$GUEST/rsvm-demo" "$TOP/tools/rsvm-demo.c" "$TOP/igt-tests/lib/rsvm.c"
 
 # Compute kernels for the GPU's RV64IMA engine, loaded by the tests.
 mkdir -p "$GUEST/kernels"
@@ -61,7 +62,7 @@ done
 cp "$TOP/guest/init" "$ROOT/init"
 chmod +x "$ROOT/init"
 cp "$GUEST"/rsvm_* "$GUEST/hmm-tests" "$ROOT/tests/"
-cp "$GUEST/rsvm-info" "$ROOT/bin/"
+cp "$GUEST/rsvm-info" "$GUEST/rsvm-demo" "$ROOT/bin/"
 cp -a "$BUILD/modroot/lib" "$ROOT/"
 mkdir -p "$ROOT/lib/rsvm/kernels"
 cp "$GUEST"/kernels/*.bin "$ROOT/lib/rsvm/kernels/"

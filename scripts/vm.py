@@ -254,6 +254,8 @@ def main():
     log(f"guest finished in {time.monotonic() - t0:.1f} s")
 
     if args.mode == "demo":
+        if "rsvm-demo: OK" not in text:
+            problems.append("rsvm-demo did not report OK")
         for p in problems:
             log(f"FAILED: {p}")
         return 1 if problems else 0

@@ -63,7 +63,6 @@ fn current_mm() -> Result<ARef<MmWithUser>> {
     Ok(ARef::from(mm))
 }
 
-
 impl File {
     /// The file's VM for the calling process: made on first use, refused
     /// (`EACCES`) to any other process.
