@@ -618,6 +618,33 @@ igt_main
 		munmap(a, PAGE);
 	}
 
+	igt_subtest("cpu-and-gpu-atomics-lose-no-increment") {
+		struct { uint64_t *counter; uint64_t iterations; } *a = malloc(sizeof(*a));
+		uint64_t *counter = malloc(8);
+		void *k_inc = load("atomic_inc");
+		struct rsvm_push p = { .n = 0 };
+		uint32_t ch;
+		uint64_t seq, cpu = 0;
+		const uint64_t threads = 32, iters = 2000;
+
+		setup();
+		*counter = 0;
+		*a = (typeof(*a)){ counter, iters };
+		rsvm_push_launch(&p, k_inc, a, stack, 256, threads);
+		igt_assert_eq(rsvm_channel_create(fd, &ch), 0);
+		igt_assert_eq(rsvm_exec(fd, ch, p.dw, p.n, &seq), 0);
+		/* The CPU increments the same counter while the job runs. */
+		while (rsvm_wait(fd, ch, seq, 0, NULL, NULL) == -ETIME || cpu < 100000) {
+			__atomic_fetch_add(counter, 1, __ATOMIC_SEQ_CST);
+			cpu++;
+		}
+		igt_assert_eq(rsvm_wait(fd, ch, seq, 10 * SEC, NULL, NULL), 0);
+		igt_assert_eq_u64(*counter, threads * iters + cpu);
+		rsvm_channel_destroy(fd, ch);
+		teardown();
+		free(k_inc);
+	}
+
 	igt_subtest("copy-engine-copies-between-malloc-buffers") {
 		size_t n = 3 * PAGE + 100;
 		char *src = malloc(n), *dst = malloc(n);
