@@ -143,22 +143,6 @@ static void free_tree(struct tree *t)
 static uintptr_t heap_lo;
 #define HEAP_SPAN (1ul << 30)
 
-/* Start of the [heap] mapping, from /proc/self/maps. */
-static uintptr_t heap_start(void)
-{
-	char line[256];
-	uintptr_t lo = 0;
-	FILE *f = fopen("/proc/self/maps", "r");
-
-	igt_assert(f);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "[heap]"))
-			lo = strtoul(line, NULL, 16);
-	fclose(f);
-	igt_assert_f(lo, "no [heap] mapping");
-	return lo;
-}
-
 /* A fresh device file with the heap and the stack bound. */
 static void setup(void)
 {
@@ -191,7 +175,8 @@ igt_main
 		igt_require(param(DRM_RSVM_PARAM_ENGINES) & DRM_RSVM_ENGINE_COMPUTE);
 		pt_pages_before = param(DRM_RSVM_PARAM_PT_PAGES);
 		close(fd);
-		heap_lo = heap_start();
+		heap_lo = rsvm_heap_start();
+		igt_assert_f(heap_lo, "no [heap] mapping");
 		k_list = load("list_sum");
 		k_tree = load("tree_sum");
 		k_scale = load("array_scale");

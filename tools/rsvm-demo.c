@@ -40,20 +40,6 @@ static struct tree *build_tree(int depth, uint64_t *id, uint64_t *sum)
 	return t;
 }
 
-static uintptr_t heap_start(void)
-{
-	char line[256];
-	uintptr_t lo = 0;
-	FILE *f = fopen("/proc/self/maps", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "[heap]"))
-			lo = strtoul(line, NULL, 16);
-	if (f)
-		fclose(f);
-	return lo;
-}
-
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -90,7 +76,7 @@ int main(void)
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct { struct node *head; uint64_t *sum, *count; } *la = malloc(sizeof(*la));
 	struct { struct tree *root; uint64_t depth; uint64_t *sum; } *ta = malloc(sizeof(*ta));
-	uintptr_t heap = heap_start();
+	uintptr_t heap = rsvm_heap_start();
 	int fd = rsvm_open(false), bad = 0;
 
 	if (fd < 0 || !p || !k_list || !k_tree || stack == MAP_FAILED || !heap) {

@@ -311,3 +311,17 @@ int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint32_t *info)
 	rsvm_channel_destroy(fd, ch);
 	return ret;
 }
+
+uintptr_t rsvm_heap_start(void)
+{
+	char line[256];
+	uintptr_t lo = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "[heap]"))
+			lo = strtoul(line, NULL, 16);
+	if (f)
+		fclose(f);
+	return lo;
+}

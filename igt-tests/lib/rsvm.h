@@ -62,6 +62,9 @@ void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value);
 /* Appends a copy-engine copy of @len bytes (one line) from @src to @dst. */
 void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len);
 
+/* Start of the process's [heap] mapping (from /proc/self/maps), or 0. */
+uintptr_t rsvm_heap_start(void);
+
 /*
  * A compute kernel image (kernels/src/NAME.c) from /lib/rsvm/kernels, in
  * page-aligned malloc memory; NULL if missing. *size gets its size.
