@@ -44,24 +44,28 @@ const FAULT_PDE: u32 = 0;
 const FAULT_PTE: u32 = 2;
 const FAULT_RO: u32 = 6;
 
-/// One decoded fault packet.
+/// One decoded fault packet, as the mirror needs it.
 #[derive(Clone, Copy, Debug)]
 struct Fault {
     inst: u64,
     va: u64,
-    fault_type: u32,
-    /// A write or atomic access.
+    /// Needs a writable page: a write or atomic access, or any access to a
+    /// read-only PTE.
     write: bool,
+    /// Not a missing or read-only mapping (privilege, aperture, kind...):
+    /// no mirror can serve it.
+    fatal: bool,
 }
 
 impl Fault {
     fn decode(d: &[u32; 8]) -> Self {
         let access = (d[7] >> 16) & 0xf;
+        let fault_type = d[7] & 0x1f;
         Self {
             inst: (u64::from(d[1]) << 32) | u64::from(d[0] & 0xffff_f000),
             va: (u64::from(d[3]) << 32) | u64::from(d[2] & 0xffff_f000),
-            fault_type: d[7] & 0x1f,
-            write: access == 1 || access == 2,
+            write: access == 1 || access == 2 || fault_type == FAULT_RO,
+            fatal: !matches!(fault_type, FAULT_PDE | FAULT_PTE | FAULT_RO),
         }
     }
 }
@@ -160,19 +164,13 @@ impl FaultBuffers {
         Ok(out)
     }
 
-    /// Serves one fault through the mirror of the VM whose channel took it.
-    /// Returns the channel id and page directory, and whether the fault was
-    /// served.
-    fn serve(gpu: &Gpu<'_>, f: &Fault) -> (Option<(u32, u64)>, bool) {
-        let Some((chid, vm)) = gpu.hw.fifo.lock().lookup(f.inst) else {
-            return (None, false);
-        };
-        if !matches!(f.fault_type, FAULT_PDE | FAULT_PTE | FAULT_RO) {
-            return (Some((chid, vm.pdb())), false);
-        }
-        let write = f.write || f.fault_type == FAULT_RO;
-        let res = vm.handle_fault(gpu.pdev.as_ref(), f.va, write);
-        (Some((chid, vm.pdb())), res.is_ok())
+    /// Serves one fault through the mirror of the VM whose channel took it
+    /// (the mirror flushes the TLB). Returns the channel id and whether the
+    /// fault was served; `None` if no channel has that instance block.
+    fn serve(gpu: &Gpu<'_>, f: &Fault) -> Option<(u32, bool)> {
+        let (chid, vm) = gpu.hw.fifo.lock().lookup(f.inst)?;
+        let ok = !f.fatal && vm.handle_fault(gpu.pdev.as_ref(), f.va, f.write).is_ok();
+        Some((chid, ok))
     }
 
     /// Drains and serves both buffers until they are empty.
@@ -202,9 +200,7 @@ impl FaultBuffers {
             match unique.last_mut() {
                 Some(u) if u.inst == f.inst && u.va == f.va => {
                     u.write |= f.write;
-                    if u.fault_type == FAULT_PTE || u.fault_type == FAULT_PDE {
-                        u.fault_type = f.fault_type.max(u.fault_type);
-                    }
+                    u.fatal |= f.fatal;
                 }
                 _ => {
                     if unique.push(*f, GFP_KERNEL).is_err() {
@@ -214,7 +210,7 @@ impl FaultBuffers {
             }
         }
         for f in unique.iter() {
-            if !Self::serve(gpu, f).1 {
+            if !matches!(Self::serve(gpu, f), Some((_, true))) {
                 // Fails the job stalled there; its channel reports
                 // DRM_RSVM_ERROR_FAULT.
                 self.hw.invalidate_tlb(0, f.va, Replay::CancelVaGlobal);
@@ -230,15 +226,14 @@ impl FaultBuffers {
             return false;
         };
         for f in batch.iter() {
-            let (chan, ok) = Self::serve(gpu, f);
-            let Some((chid, pdb)) = chan else { continue };
+            let Some((chid, ok)) = Self::serve(gpu, f) else {
+                continue;
+            };
             let Some(loc) = regs::NV_PCCSR_CHANNEL::try_at(chid as usize) else {
                 continue;
             };
             if ok {
-                // The engine may hold the failed translation: flush it,
-                // then restart the engine; the same launch runs again.
-                self.hw.invalidate_tlb(pdb, 0, Replay::None);
+                // Restart: the same launch or semaphore runs again.
                 self.hw.regs(|bar| {
                     // An engine fault stopped the engine, a host (semaphore)
                     // fault the PBDMA: writing 1 resets either.

@@ -54,6 +54,8 @@ const PB_SLOTS: u64 = 8;
 const PB_SLOT_SIZE: usize = 16 << 10;
 /// Dwords the kernel appends to a job (fence release, interrupt).
 const TRAILER_DWORDS: usize = 8;
+// The largest job and the kernel's trailer fit one slot.
+const _: () = assert!(uapi::DRM_RSVM_EXEC_MAX_DWORDS as usize + TRAILER_DWORDS <= PB_SLOT_SIZE / 4);
 /// How long a submission waits for ring space.
 const RING_WAIT_MS: u32 = 10_000;
 
@@ -124,13 +126,14 @@ impl Fifo {
         })
     }
 
-    /// Reserves a channel id for `vm`.
-    fn alloc(&mut self, vm: Arc<Vm>) -> Result<u32> {
+    /// Reserves a channel id for a channel of `vm` (not scheduled until
+    /// marked live).
+    fn alloc(&mut self, vm: Arc<Vm>, inst: u64, userd: u64) -> Result<u32> {
         let chid = self.chans.iter().position(Option::is_none).ok_or(ENOSPC)?;
         self.chans[chid] = Some(ChanEntry {
             vm,
-            inst: 0,
-            userd: 0,
+            inst,
+            userd,
             live: false,
         });
         Ok(chid as u32)
@@ -216,7 +219,11 @@ impl Channel {
         }
         let (inst, userd) = (DmaBuf::new(dev, 4096)?, DmaBuf::new(dev, 4096)?);
         let (gpfifo, fence) = (DmaBuf::new(dev, 4096)?, DmaBuf::new(dev, 4096)?);
-        let chid = hw.fifo.lock().alloc(vm.clone())?;
+        let chid = hw
+            .fifo
+            .lock()
+            .alloc(vm.clone(), inst.addr(), userd.addr())?;
+        // An error latched for an earlier channel with this id is not ours.
         hw.clear_channel_error(chid);
         // From here on, dropping the channel releases the id and unmaps.
         let ch = Arc::pin_init(
@@ -295,7 +302,6 @@ impl Channel {
         }
 
         let inst = self.inst.addr();
-        let userd = self.userd.addr();
         let chid = self.chid as usize;
         self.hw
             .regs(|bar| -> Result {
@@ -319,8 +325,6 @@ impl Channel {
                 .get_mut(chid)
                 .and_then(Option::as_mut)
                 .ok_or(EINVAL)?;
-            e.inst = inst;
-            e.userd = userd;
             e.live = true;
             self.hw.regs(|bar| fifo.submit_runlist(bar)).ok_or(ENODEV)?;
         }
@@ -360,12 +364,23 @@ impl Channel {
         self.hw.channel_error(self.chid)
     }
 
-    /// Checks and queues a job; returns its sequence number.
+    /// Waits until job `seq` completed (`Ok(true)`) or the channel stopped
+    /// on an error (`Ok(false)`); `ETIME` after `timeout`.
+    fn wait_done(&self, seq: u64, timeout: kernel::time::Jiffies) -> Result<bool> {
+        self.hw.wait_fence(
+            timeout,
+            || self.completed() >= seq,
+            || self.error().is_some(),
+        )
+    }
+
+    /// Checks and queues a job of at most `DRM_RSVM_EXEC_MAX_DWORDS`
+    /// dwords; returns its sequence number.
     pub(crate) fn exec(&self, push: &[u32]) -> Result<u64> {
-        check_push(push)?;
-        if push.len() + TRAILER_DWORDS > PB_SLOT_SIZE / 4 {
+        if push.len() > uapi::DRM_RSVM_EXEC_MAX_DWORDS as usize {
             return Err(EINVAL);
         }
+        check_push(push)?;
         let mut s = self.submit.lock();
         if self.error().is_some() {
             return Err(EIO);
@@ -373,13 +388,7 @@ impl Channel {
         let seq = s.next_seq;
         if seq > PB_SLOTS {
             // The slot's previous job must be done.
-            let need = seq - PB_SLOTS;
-            let done = self.hw.wait_fence(
-                msecs_to_jiffies(RING_WAIT_MS),
-                || self.completed() >= need,
-                || self.error().is_some(),
-            );
-            match done {
+            match self.wait_done(seq - PB_SLOTS, msecs_to_jiffies(RING_WAIT_MS)) {
                 Ok(true) => {}
                 Ok(false) => return Err(EIO),
                 Err(e) if e == ETIME => return Err(EBUSY),
@@ -417,11 +426,7 @@ impl Channel {
         if seq == 0 || seq > self.submitted() {
             return Err(EINVAL);
         }
-        match self.hw.wait_fence(
-            timeout,
-            || self.completed() >= seq,
-            || self.error().is_some(),
-        )? {
+        match self.wait_done(seq, timeout)? {
             true => Ok(()),
             false => Err(EIO),
         }
@@ -431,31 +436,21 @@ impl Channel {
 #[pinned_drop]
 impl PinnedDrop for Channel {
     fn drop(self: Pin<&mut Self>) {
-        let chid = self.chid as usize;
         {
             let mut fifo = self.hw.fifo.lock();
             let was_live = fifo
                 .chans
-                .get(chid)
-                .and_then(Option::as_ref)
+                .get_mut(self.chid as usize)
+                .and_then(Option::take)
                 .is_some_and(|e| e.live);
             self.hw.regs(|bar| {
                 stop_channel(bar, self.chid);
-                if let Some(e) = fifo.chans.get_mut(chid) {
-                    *e = None;
-                }
                 if was_live {
                     fifo.submit_runlist(bar);
                 }
             });
-            if let Some(e) = fifo.chans.get_mut(chid) {
-                *e = None;
-            }
         }
         self.vm.unmap_kernel(self.kva(), CHANNEL_VA_STRIDE);
-        // Waiters hold a reference, so there are none; a stale error must
-        // not leak into the next channel with this id.
-        self.hw.clear_channel_error(self.chid);
     }
 }
 
@@ -535,10 +530,7 @@ fn check_method(subch: u32, method: u32, data: u32, sem: &mut SemState) -> Resul
 
 /// Checks a user pushbuffer: well-formed headers, and only methods a user
 /// may send (see `check_method`).
-pub(crate) fn check_push(words: &[u32]) -> Result {
-    if words.is_empty() || words.len() > uapi::DRM_RSVM_EXEC_MAX_DWORDS as usize {
-        return Err(EINVAL);
-    }
+fn check_push(words: &[u32]) -> Result {
     let mut sem = SemState::default();
     let mut i = 0;
     while i < words.len() {

@@ -80,15 +80,23 @@ impl File {
         Ok(vm)
     }
 
-    /// The channel with `handle`, checking that the caller owns the VM.
-    fn channel(&self, handle: u32) -> Result<Arc<Channel>> {
+    /// The slot of the channel with `handle`, checking that the caller owns
+    /// the VM.
+    fn channel_slot(st: &mut FileState, handle: u32) -> Result<&mut Option<Arc<Channel>>> {
         let mm = current_mm()?;
-        let st = self.state.lock();
-        if !st.vm.as_ref().is_some_and(|vm| vm.is_owner(&mm)) {
-            return Err(if st.vm.is_some() { EACCES } else { ENOENT });
+        match &st.vm {
+            Some(vm) if vm.is_owner(&mm) => {}
+            Some(_) => return Err(EACCES),
+            None => return Err(ENOENT),
         }
         let i = (handle as usize).checked_sub(1).ok_or(ENOENT)?;
-        st.channels.get(i).and_then(Option::clone).ok_or(ENOENT)
+        st.channels.get_mut(i).filter(|c| c.is_some()).ok_or(ENOENT)
+    }
+
+    /// The channel with `handle`, checking that the caller owns the VM.
+    fn channel(&self, handle: u32) -> Result<Arc<Channel>> {
+        let mut st = self.state.lock();
+        Self::channel_slot(&mut st, handle)?.clone().ok_or(ENOENT)
     }
 
     /// `DRM_IOCTL_RSVM_GET_PARAM`: reports one device parameter.
@@ -210,15 +218,9 @@ impl File {
             return Err(EINVAL);
         }
         let this = file.inner();
-        // Checks the handle and the caller.
-        this.channel(args.handle)?;
         let ch = {
             let mut st = this.state.lock();
-            let i = args.handle as usize - 1;
-            st.channels
-                .get_mut(i)
-                .and_then(Option::take)
-                .ok_or(ENOENT)?
+            Self::channel_slot(&mut st, args.handle)?.take()
         };
         // Stopped and freed once the last user (a waiter) lets go.
         drop(ch);

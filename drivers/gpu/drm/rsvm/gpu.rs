@@ -106,9 +106,10 @@ pub(crate) struct Hw {
     pub(crate) fifo: Mutex<Fifo>,
     /// Per channel id: `code << 32 | info` of its first error, 0 if none.
     chan_errors: KVec<Atomic<u64>>,
-    /// Bumped by every fence interrupt; guards the fence wait queue.
+    /// Taken around the fence check of a waiter and around the wake-up, so
+    /// an interrupt between the check and the sleep is not lost.
     #[pin]
-    fence_events: SpinLockIrq<u64>,
+    fence_lock: SpinLockIrq<()>,
     #[pin]
     fence_wait: CondVar,
     /// Page-table pages alive (a diagnostic for leak tests).
@@ -201,7 +202,7 @@ impl Hw {
 
     /// Wakes every fence waiter.
     pub(crate) fn signal_fences(&self) {
-        *self.fence_events.lock() += 1;
+        drop(self.fence_lock.lock());
         self.fence_wait.notify_all();
     }
 
@@ -215,7 +216,7 @@ impl Hw {
         failed: impl Fn() -> bool,
     ) -> Result<bool> {
         use kernel::sync::CondVarTimeoutResult::*;
-        let mut guard = self.fence_events.lock();
+        let mut guard = self.fence_lock.lock();
         loop {
             if done() {
                 return Ok(true);
@@ -277,7 +278,7 @@ impl<'bound> Gpu<'bound> {
                 engines,
                 fifo <- new_mutex!(Fifo::new(pdev.as_ref())?),
                 chan_errors,
-                fence_events <- new_spinlock_irq!(0),
+                fence_lock <- new_spinlock_irq!(()),
                 fence_wait <- new_condvar!(),
                 pt_pages: Atomic::new(0),
             }),

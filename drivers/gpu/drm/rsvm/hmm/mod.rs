@@ -287,18 +287,21 @@ impl Vm {
                 self.map_range(&mut tables, n, &range, s, fault, &mut reserve, &mut garbage)
             };
             drop(st);
-            if !garbage.is_empty() {
+            // The GPU may have cached the missing translation (and freed
+            // tables must be forgotten): flush after every PTE change.
+            if matches!(res, Ok(true)) || !garbage.is_empty() {
                 self.hw.invalidate_tlb(self.pt.pdb, 0, Replay::None);
             }
             drop(garbage);
             match res {
                 Err(err) if err == EAGAIN => continue,
-                res => return res,
+                res => return res.map(|_| ()),
             }
         }
     }
 
-    /// Writes the PTEs for the pages `range` found valid.
+    /// Writes the PTEs for the pages `range` found valid; returns whether it
+    /// wrote any.
     #[allow(clippy::too_many_arguments)]
     fn map_range(
         &self,
@@ -309,8 +312,9 @@ impl Vm {
         fault: Option<(u64, bool)>,
         reserve: &mut Reserve,
         garbage: &mut Garbage,
-    ) -> Result {
+    ) -> Result<bool> {
         let huge = PageSize::Huge.bytes();
+        let mut wrote = false;
         for (i, p) in range.pages().enumerate() {
             let va = s + (i * PAGE_SIZE) as u64;
             if !p.is_valid() {
@@ -326,6 +330,7 @@ impl Vm {
                         privileged: false,
                     };
                     tables.map(va, pa, PageSize::Small, ro, reserve, garbage)?;
+                    wrote = true;
                 }
                 continue;
             };
@@ -344,8 +349,9 @@ impl Vm {
             } else {
                 tables.map(va, pa, PageSize::Small, flags, reserve, garbage)?;
             }
+            wrote = true;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Maps driver buffers at kernel addresses, privileged (user work
