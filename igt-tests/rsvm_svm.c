@@ -101,42 +101,8 @@ static void clear_soft_dirty(void)
 	close(f);
 }
 
-struct node {
-	struct node *next;
-	uint64_t value;
-};
-
-struct tree {
-	struct tree *left, *right;
-	uint64_t value;
-};
-
-static struct tree *build_tree(int depth, uint64_t *id, uint64_t *sum)
-{
-	struct tree *t;
-
-	if (depth == 0)
-		return NULL;
-	t = malloc(sizeof(*t));
-	igt_assert(t);
-	t->value = (*id)++ * 3 + 1;
-	*sum += t->value;
-	t->left = build_tree(depth - 1, id, sum);
-	t->right = build_tree(depth - 1, id, sum);
-	return t;
-}
-
-static void free_tree(struct tree *t)
-{
-	if (!t)
-		return;
-	free_tree(t->left);
-	free_tree(t->right);
-	free(t);
-}
-
 /*
- * The malloc heap: everything from the program break at start-up on (1 GiB,
+ * The malloc heap: 1 GiB from the start of the [heap] mapping (all of it,
  * mapped or not: SVM ranges need not be mapped yet), which holds every
  * small malloc() and the kernel images.
  */
@@ -211,16 +177,16 @@ igt_main
 	}
 
 	igt_subtest("linked-list-walk") {
-		struct node *head = NULL;
+		struct rsvm_node *head = NULL;
 		uint64_t want = 0, *res = malloc(16);
-		struct { struct node *head; uint64_t *sum, *count; } *a = malloc(sizeof(*a));
+		struct rsvm_list_sum_args *a = malloc(sizeof(*a));
 		struct rsvm_push p = { .n = 0 };
 		int n = 2000;
 
 		setup();
 		/* Interleave with other allocations so the nodes scatter. */
 		for (int i = 0; i < n; i++) {
-			struct node *x = malloc(sizeof(*x) + (i % 7) * 24);
+			struct rsvm_node *x = malloc(sizeof(*x) + (i % 7) * 24);
 
 			x->value = i * i + 1;
 			x->next = head;
@@ -240,12 +206,12 @@ igt_main
 
 	igt_subtest("binary-tree-walk") {
 		uint64_t id = 0, want = 0, *sum = malloc(8);
-		struct tree *root;
-		struct { struct tree *root; uint64_t depth; uint64_t *sum; } *a = malloc(sizeof(*a));
+		struct rsvm_tree *root;
+		struct rsvm_tree_sum_args *a = malloc(sizeof(*a));
 		struct rsvm_push p = { .n = 0 };
 
 		setup();
-		root = build_tree(10, &id, &want);
+		root = rsvm_build_tree(10, &id, &want);
 		*sum = 0;
 		a->root = root;
 		a->depth = 3; /* 8 threads, each walks one subtree */
@@ -255,7 +221,7 @@ igt_main
 		/* Thread 0 sums the top 3 levels; each thread one subtree. */
 		igt_assert_eq_u64(*sum, want);
 		teardown();
-		free_tree(root);
+		rsvm_free_tree(root);
 	}
 
 	igt_subtest("read-fault-keeps-page-clean") {

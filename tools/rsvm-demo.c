@@ -14,32 +14,6 @@
 
 #include "rsvm.h"
 
-struct node {
-	struct node *next;
-	uint64_t value;
-};
-
-struct tree {
-	struct tree *left, *right;
-	uint64_t value;
-};
-
-static struct tree *build_tree(int depth, uint64_t *id, uint64_t *sum)
-{
-	struct tree *t;
-
-	if (!depth)
-		return NULL;
-	t = malloc(sizeof(*t));
-	if (!t)
-		exit(1);
-	t->value = (*id)++;
-	*sum += t->value;
-	t->left = build_tree(depth - 1, id, sum);
-	t->right = build_tree(depth - 1, id, sum);
-	return t;
-}
-
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -67,15 +41,15 @@ int main(void)
 {
 	const size_t stack_size = 4096, threads = 8;
 	uint64_t want = 0, id = 0, tree_want = 0, *res;
-	struct node *head = NULL;
-	struct tree *root;
+	struct rsvm_node *head = NULL;
+	struct rsvm_tree *root;
 	struct rsvm_push *p = calloc(1, sizeof(*p));
 	void *k_list = rsvm_load_kernel("list_sum", NULL);
 	void *k_tree = rsvm_load_kernel("tree_sum", NULL);
 	void *stack = mmap(NULL, stack_size * threads, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct { struct node *head; uint64_t *sum, *count; } *la = malloc(sizeof(*la));
-	struct { struct tree *root; uint64_t depth; uint64_t *sum; } *ta = malloc(sizeof(*ta));
+	struct rsvm_list_sum_args *la = malloc(sizeof(*la));
+	struct rsvm_tree_sum_args *ta = malloc(sizeof(*ta));
 	uintptr_t heap = rsvm_heap_start();
 	int fd = rsvm_open(false), bad = 0;
 
@@ -84,14 +58,14 @@ int main(void)
 		return 1;
 	}
 	for (int i = 0; i < 5000; i++) {
-		struct node *n = malloc(sizeof(*n) + (i % 5) * 16);
+		struct rsvm_node *n = malloc(sizeof(*n) + (i % 5) * 16);
 
 		n->value = i;
 		n->next = head;
 		head = n;
 		want += i;
 	}
-	root = build_tree(12, &id, &tree_want);
+	root = rsvm_build_tree(12, &id, &tree_want);
 	res = calloc(3, sizeof(*res));
 	printf("rsvm-demo: CPU built a %d-node list and a %lu-node tree with malloc\n", 5000,
 	       (unsigned long)id);

@@ -325,3 +325,28 @@ uintptr_t rsvm_heap_start(void)
 		fclose(f);
 	return lo;
 }
+
+struct rsvm_tree *rsvm_build_tree(int depth, uint64_t *next_id, uint64_t *sum)
+{
+	struct rsvm_tree *t;
+
+	if (depth == 0)
+		return NULL;
+	t = malloc(sizeof(*t));
+	if (!t)
+		abort();
+	t->value = (*next_id)++ * 3 + 1;
+	*sum += t->value;
+	t->left = rsvm_build_tree(depth - 1, next_id, sum);
+	t->right = rsvm_build_tree(depth - 1, next_id, sum);
+	return t;
+}
+
+void rsvm_free_tree(struct rsvm_tree *t)
+{
+	if (!t)
+		return;
+	rsvm_free_tree(t->left);
+	rsvm_free_tree(t->right);
+	free(t);
+}

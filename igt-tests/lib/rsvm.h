@@ -62,6 +62,35 @@ void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value);
 /* Appends a copy-engine copy of @len bytes (one line) from @src to @dst. */
 void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len);
 
+/* The data of kernels/src/list_sum.c and tree_sum.c, and their arguments. */
+struct rsvm_node {
+	struct rsvm_node *next;
+	uint64_t value;
+};
+
+struct rsvm_tree {
+	struct rsvm_tree *left, *right;
+	uint64_t value;
+};
+
+struct rsvm_list_sum_args {
+	struct rsvm_node *head;
+	uint64_t *sum, *count;
+};
+
+struct rsvm_tree_sum_args {
+	struct rsvm_tree *root;
+	uint64_t depth;
+	uint64_t *sum;
+};
+
+/*
+ * A full binary tree of @depth levels from malloc (aborts if it fails): node
+ * k, pre-order from *next_id, holds 3k + 1, which is added to *sum.
+ */
+struct rsvm_tree *rsvm_build_tree(int depth, uint64_t *next_id, uint64_t *sum);
+void rsvm_free_tree(struct rsvm_tree *t);
+
 /* Start of the process's [heap] mapping (from /proc/self/maps), or 0. */
 uintptr_t rsvm_heap_start(void);
 
