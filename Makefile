@@ -28,8 +28,10 @@ setup:
 kernel: setup
 	@scripts/kernel.sh
 
+# The userspace library (librsvm) needs the kernel's uAPI headers: it is
+# built with the initramfs, after the kernel.
 model: setup
-	@cargo build --release --quiet --workspace
+	@cargo build --release --quiet --workspace --exclude rsvm
 
 initramfs: kernel model
 	@scripts/initramfs.sh

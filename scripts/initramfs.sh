@@ -31,6 +31,15 @@ done
 cc_static "$GUEST/rsvm-info" "$TOP/tools/rsvm-info.c" "$TOP/igt-tests/lib/rsvm.c"
 cc_static "$GUEST/rsvm-demo" "$TOP/tools/rsvm-demo.c" "$TOP/igt-tests/lib/rsvm.c"
 
+# The Rust userspace library's programs, static like the C ones (the guest
+# has no libc); the target triple keeps build scripts dynamic.
+TRIPLE=x86_64-unknown-linux-gnu
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p rsvm --bins \
+	--target $TRIPLE --manifest-path "$TOP/Cargo.toml"
+RSBIN=${CARGO_TARGET_DIR:-$BUILD/target}/$TRIPLE/release
+cp "$RSBIN/rsvm_rust" "$GUEST/rsvm_rust"
+cp "$RSBIN/rsvm-faultbench" "$GUEST/rsvm-faultbench"
+
 # Compute kernels for the GPU's RV64IMA engine, loaded by the tests.
 mkdir -p "$GUEST/kernels"
 for k in "$TOP"/kernels/src/*.c; do
@@ -62,7 +71,7 @@ done
 cp "$TOP/guest/init" "$ROOT/init"
 chmod +x "$ROOT/init"
 cp "$GUEST"/rsvm_* "$GUEST/hmm-tests" "$ROOT/tests/"
-cp "$GUEST/rsvm-info" "$GUEST/rsvm-demo" "$ROOT/bin/"
+cp "$GUEST/rsvm-info" "$GUEST/rsvm-demo" "$GUEST/rsvm-faultbench" "$ROOT/bin/"
 cp -a "$BUILD/modroot/lib" "$ROOT/"
 mkdir -p "$ROOT/lib/rsvm/kernels"
 cp "$GUEST"/kernels/*.bin "$ROOT/lib/rsvm/kernels/"

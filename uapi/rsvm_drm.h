@@ -42,6 +42,8 @@ extern "C" {
  *	(since uAPI version 3).
  * DRM_RSVM_PARAM_PT_PAGES: page-table pages the device's VMs hold now; a
  *	diagnostic for leak tests (since uAPI version 3).
+ *
+ * Version 4 added drm_rsvm_wait.fault_address.
  */
 #define DRM_RSVM_PARAM_CHIP_ID		0
 #define DRM_RSVM_PARAM_VRAM_SIZE	1
@@ -56,7 +58,7 @@ extern "C" {
 #define DRM_RSVM_PARAM_PT_PAGES		10
 
 /* Bumped whenever an ioctl or parameter is added. */
-#define DRM_RSVM_UAPI_VERSION 3
+#define DRM_RSVM_UAPI_VERSION 4
 
 /* Engines (DRM_RSVM_PARAM_ENGINES). */
 #define DRM_RSVM_ENGINE_COPY		(1 << 0)
@@ -211,7 +213,8 @@ struct drm_rsvm_exec {
  * within @timeout_ns (0 only polls). -EIO: the channel stopped on an error
  * before it completed; @error and @error_info say why (for
  * DRM_RSVM_ERROR_FAULT, @error_info is the faulting page's address >> 12,
- * bits 43:12). A stopped channel runs no more jobs; other channels and
+ * bits 43:12 only, and @fault_address the whole address of that page, since
+ * uAPI version 4). A stopped channel runs no more jobs; other channels and
  * processes are unaffected. -EINVAL for a flag, a pad, a negative timeout or
  * a @seqno not yet submitted; -ENOENT for an unknown channel.
  *
@@ -221,6 +224,10 @@ struct drm_rsvm_exec {
  * @timeout_ns: in, relative timeout.
  * @error: out, a DRM_RSVM_ERROR_* (DRM_RSVM_ERROR_NONE unless -EIO).
  * @error_info: out, detail of @error.
+ * @fault_address: out, for DRM_RSVM_ERROR_FAULT the page-aligned GPU virtual
+ *	address that could not be served, else 0 (since uAPI version 4; a
+ *	caller built against an older header passes the shorter structure and
+ *	does not get it).
  */
 struct drm_rsvm_wait {
 	__u32 channel;
@@ -229,6 +236,7 @@ struct drm_rsvm_wait {
 	__s64 timeout_ns;
 	__u32 error;
 	__u32 error_info;
+	__u64 fault_address;
 };
 
 #define DRM_RSVM_GET_PARAM		0x00

@@ -40,6 +40,8 @@ pub const NOTIFY_CHANNEL_PENDING: u64 = 0x81_0090;
 pub const RSVM_CHANNEL_ERROR_CHID: u64 = 0xfe_0200;
 pub const RSVM_CHANNEL_ERROR_CODE: u64 = 0xfe_0204;
 pub const RSVM_CHANNEL_ERROR_INFO: u64 = 0xfe_0208;
+/// Bits 63:32 of the detail (a cancelled fault's page number has 37 bits).
+pub const RSVM_CHANNEL_ERROR_INFO_HI: u64 = 0xfe_020c;
 
 /// `NV_PFIFO_INTR_0` bit the model raises for channel errors.
 pub const PFIFO_INTR_CHANNEL: u32 = 1 << 31;
@@ -242,7 +244,7 @@ pub struct Fifo {
     preempt: u32,
     /// `NV_PFIFO_SCHED_DISABLE`: bit 0 stops the (one) runlist.
     sched_disable: u32,
-    error: Option<(u32, ErrorCode, u32)>,
+    error: Option<(u32, ErrorCode, u64)>,
 }
 
 impl Default for Fifo {
@@ -302,7 +304,8 @@ impl Fifo {
             USERMODE_TIME_1 => (now_ns >> 32) as u32,
             RSVM_CHANNEL_ERROR_CHID => self.error.map_or(u32::MAX, |e| e.0),
             RSVM_CHANNEL_ERROR_CODE => self.error.map_or(0, |e| e.1 as u32),
-            RSVM_CHANNEL_ERROR_INFO => self.error.map_or(0, |e| e.2),
+            RSVM_CHANNEL_ERROR_INFO => self.error.map_or(0, |e| e.2 as u32),
+            RSVM_CHANNEL_ERROR_INFO_HI => self.error.map_or(0, |e| (e.2 >> 32) as u32),
             _ => return None,
         })
     }
@@ -363,7 +366,7 @@ impl Fifo {
         Some(false)
     }
 
-    fn raise_error(&mut self, chid: usize, code: ErrorCode, info: u32) {
+    fn raise_error(&mut self, chid: usize, code: ErrorCode, info: u64) {
         log::warn!("channel {chid}: error {code:?} (info {info:#x})");
         let c = &mut self.channels[chid];
         c.error = Some(code);
@@ -510,7 +513,7 @@ impl Fifo {
             }
             Stop::Faulted => ev.faulted = true,
             Stop::Error(code, info) => {
-                self.raise_error(chid, code, info);
+                self.raise_error(chid, code, info.into());
                 ev.error = true;
             }
         }
@@ -610,7 +613,7 @@ impl Fifo {
             };
             if cancelled {
                 c.replay_wait = false;
-                self.raise_error(chid, ErrorCode::FaultCancelled, (va >> 12) as u32);
+                self.raise_error(chid, ErrorCode::FaultCancelled, va >> 12);
             }
         }
         Ok(())

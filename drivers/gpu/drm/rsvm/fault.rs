@@ -247,7 +247,7 @@ impl FaultBuffers {
                     bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_enable_clr(true));
                 });
                 self.hw
-                    .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, (f.va >> 12) as u32);
+                    .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va >> 12);
             }
         }
         !batch.is_empty()

@@ -360,7 +360,7 @@ impl Channel {
     }
 
     /// The channel's first error, `(DRM_RSVM_ERROR_*, info)`.
-    pub(crate) fn error(&self) -> Option<(u32, u32)> {
+    pub(crate) fn error(&self) -> Option<(u32, u64)> {
         self.hw.channel_error(self.chid)
     }
 

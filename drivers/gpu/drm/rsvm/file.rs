@@ -261,6 +261,7 @@ impl File {
     ) -> Result<u32> {
         args.error = uapi::DRM_RSVM_ERROR_NONE;
         args.error_info = 0;
+        args.fault_address = 0;
         if args.flags != 0 || args.timeout_ns < 0 {
             return Err(EINVAL);
         }
@@ -271,7 +272,10 @@ impl File {
         if res == Err(EIO) {
             if let Some((code, info)) = ch.error() {
                 args.error = code;
-                args.error_info = info;
+                args.error_info = info as u32;
+                if code == uapi::DRM_RSVM_ERROR_FAULT {
+                    args.fault_address = info << 12;
+                }
             }
         }
         res.map(|()| 0)

@@ -89,6 +89,10 @@ pub(crate) enum Replay {
     CancelVaGlobal = 5,
 }
 
+/// Bits of a channel error's detail kept with its code in one word.
+const ERROR_INFO_BITS: u32 = 48;
+const ERROR_INFO_MASK: u64 = (1 << ERROR_INFO_BITS) - 1;
+
 /// The part of the device that outlives a bound scope: what page-table
 /// mirrors, channels and open files reach from any context.
 ///
@@ -104,7 +108,8 @@ pub(crate) struct Hw {
     /// Channel ids, the runlist and the instance-block registry.
     #[pin]
     pub(crate) fifo: Mutex<Fifo>,
-    /// Per channel id: `code << 32 | info` of its first error, 0 if none.
+    /// Per channel id: `code << ERROR_INFO_BITS | info` of its first error,
+    /// 0 if none.
     chan_errors: KVec<Atomic<u64>>,
     /// Taken around the fence check of a waiter and around the wake-up, so
     /// an interrupt between the check and the sleep is not lost.
@@ -178,19 +183,20 @@ impl Hw {
     }
 
     /// Records the first error of channel `chid` (`code` is a
-    /// `DRM_RSVM_ERROR_*`) and wakes its waiters.
-    pub(crate) fn set_channel_error(&self, chid: u32, code: u32, info: u32) {
+    /// `DRM_RSVM_ERROR_*`, `info` its detail: at most 48 bits, enough for a
+    /// fault's page number) and wakes its waiters.
+    pub(crate) fn set_channel_error(&self, chid: u32, code: u32, info: u64) {
         if let Some(slot) = self.chan_errors.get(chid as usize) {
-            let v = (u64::from(code) << 32) | u64::from(info);
+            let v = (u64::from(code) << ERROR_INFO_BITS) | (info & ERROR_INFO_MASK);
             let _ = slot.cmpxchg(0, v, Relaxed);
         }
         self.signal_fences();
     }
 
     /// The first error of channel `chid`: `(code, info)`.
-    pub(crate) fn channel_error(&self, chid: u32) -> Option<(u32, u32)> {
+    pub(crate) fn channel_error(&self, chid: u32) -> Option<(u32, u64)> {
         let v = self.chan_errors.get(chid as usize)?.load(Relaxed);
-        (v != 0).then_some(((v >> 32) as u32, v as u32))
+        (v != 0).then_some(((v >> ERROR_INFO_BITS) as u32, v & ERROR_INFO_MASK))
     }
 
     /// Forgets the error of `chid` (for a new channel with that id).
@@ -377,7 +383,8 @@ impl<'bound> Gpu<'bound> {
         if pfifo.channel_error() {
             let chid = bar.read(regs::RSVM_CHANNEL_ERROR_CHID).into_raw();
             let code = bar.read(regs::RSVM_CHANNEL_ERROR_CODE).into_raw();
-            let info = bar.read(regs::RSVM_CHANNEL_ERROR_INFO).into_raw();
+            let info = u64::from(bar.read(regs::RSVM_CHANNEL_ERROR_INFO).into_raw())
+                | u64::from(bar.read(regs::RSVM_CHANNEL_ERROR_INFO_HI).into_raw()) << 32;
             bar.write_reg(regs::NV_PFIFO_INTR_0::zeroed().with_channel_error(true));
             self.hw.set_channel_error(chid, code, info);
         }

@@ -267,6 +267,11 @@ register! {
         31:0 value;
     }
 
+    /// Bits 63:32 of the error's detail.
+    pub(crate) RSVM_CHANNEL_ERROR_INFO_HI(u32) @ 0x00fe_020c {
+        31:0 value;
+    }
+
     /// Model-private: engines the running firmware enabled.
     pub(crate) RSVM_FW_ENGINES(u32) @ 0x0084_011c {
         1:1 compute => bool;
