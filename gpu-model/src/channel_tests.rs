@@ -1056,6 +1056,12 @@ fn cancel_va_global_through_mem_op_of_another_channel() {
         &inc(0, fifo::mthd::MEM_OP_A, &[HOLE_VA as u32, 0, c, 0xa << 27]),
     );
     assert_eq!(r.error_of(0), Some(ErrorCode::FaultCancelled));
+    // The detail is the cancelled page's number, in two registers.
+    assert_eq!(
+        r.gpu.bar0_read(RSVM_CHANNEL_ERROR_INFO),
+        (HOLE_VA >> 12) as u32
+    );
+    assert_eq!(r.gpu.bar0_read(fifo::RSVM_CHANNEL_ERROR_INFO_HI), 0);
     assert_eq!(r.error_of(1), None, "a stall at another address survives");
     assert!(r
         .gpu
