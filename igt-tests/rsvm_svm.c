@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/mempolicy.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,7 +74,7 @@ struct scale_args {
 };
 
 /* Runs array_scale with @a over @threads threads; 0 or -errno. */
-static int scale(struct scale_args *a, uint32_t threads, uint32_t *err, uint32_t *info)
+static int scale(struct scale_args *a, uint32_t threads, uint32_t *err, uint64_t *info)
 {
 	static struct rsvm_push p;
 
@@ -112,6 +115,9 @@ static uintptr_t heap_lo;
 /* A fresh device file with the heap and the stack bound. */
 static void setup(void)
 {
+	/* A failed subtest may have left its file open. */
+	if (fd >= 0)
+		close(fd);
 	fd = rsvm_open(false);
 	igt_assert(fd >= 0);
 	igt_assert_eq(rsvm_svm_bind(fd, (void *)heap_lo, HEAP_SPAN, 0), 0);
@@ -125,11 +131,209 @@ static void teardown(void)
 	uint64_t pages = 0;
 
 	close(fd);
+	fd = -1;
 	probe = rsvm_open(false);
 	igt_assert(probe >= 0);
 	igt_assert_eq(rsvm_get_param(probe, DRM_RSVM_PARAM_PT_PAGES, &pages), 0);
 	close(probe);
 	igt_assert_eq_u64(pages, pt_pages_before);
+}
+
+/*
+ * Racing a job: array_scale over the lower half of in/out (one thread), a
+ * semaphore acquire on a gate only the CPU opens, then array_scale over the
+ * upper half. The CPU changes the upper half while the lower half runs,
+ * then opens the gate: every GPU access to the upper half comes after the
+ * change, on a channel that was running all along. The GPU mirrored all of
+ * in up front (POPULATE), so stale PTEs would be there to use.
+ */
+#define RACE_N (1ul << 20)
+#define RACE_HALF (RACE_N / 2)
+#define RACE_BYTES (RACE_N * 8)
+
+struct race {
+	uint64_t *in, *out;
+	struct scale_args *a; /* [0]: lower half, [1]: upper half */
+	uint32_t *gate;
+	uint32_t ch;
+	uint64_t seq;
+};
+
+static uint64_t peek(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* in[i] = i + 1; out[i] will be in[i] * mul + i % RACE_HALF. */
+static void race_start(struct race *r, uint64_t mul)
+{
+	struct rsvm_push *p = calloc(1, sizeof(*p));
+
+	r->in = page_alloc(RACE_BYTES);
+	r->out = page_alloc(RACE_BYTES);
+	r->a = page_alloc(PAGE);
+	/* Host semaphores have 40-bit addresses: the gate is on the heap. */
+	r->gate = malloc(sizeof(*r->gate));
+	*r->gate = 0;
+	for (size_t i = 0; i < RACE_N; i++) {
+		r->in[i] = i + 1;
+		r->out[i] = 0;
+	}
+	r->a[0] = (struct scale_args){ r->in, r->out, RACE_HALF, mul, NULL };
+	r->a[1] = (struct scale_args){ r->in + RACE_HALF, r->out + RACE_HALF, RACE_HALF, mul, NULL };
+	igt_assert_eq(rsvm_svm_bind(fd, r->in, RACE_BYTES, DRM_RSVM_SVM_BIND_POPULATE), 0);
+	igt_assert_eq(rsvm_svm_bind(fd, r->out, RACE_BYTES, 0), 0);
+	igt_assert_eq(rsvm_svm_bind(fd, r->a, PAGE, 0), 0);
+	rsvm_push_launch(p, k_scale, &r->a[0], stack, STACK_SIZE, 1);
+	rsvm_push_acquire(p, r->gate, 1);
+	rsvm_push_launch(p, k_scale, &r->a[1], stack, STACK_SIZE, 1);
+	igt_assert_eq(rsvm_channel_create(fd, &r->ch), 0);
+	igt_assert_eq(rsvm_exec(fd, r->ch, p->dw, p->n, &r->seq), 0);
+	free(p);
+	/* Change the upper half while the GPU works on the lower one. */
+	while (!peek(&r->out[RACE_HALF / 16]))
+		igt_assert_eq(rsvm_wait(fd, r->ch, r->seq, 1000000, NULL, NULL), -ETIME);
+}
+
+/* After the CPU's change: opens the gate, waits for the job; 0 or -errno. */
+static int race_finish(struct race *r, uint32_t *err, uint64_t *info)
+{
+	int ret;
+
+	igt_assert_f(!peek(&r->out[RACE_HALF]), "the gate did not hold the job");
+	__atomic_store_n(r->gate, 1, __ATOMIC_RELEASE);
+	ret = rsvm_wait(fd, r->ch, r->seq, 120 * SEC, err, info);
+	igt_assert_eq(rsvm_channel_destroy(fd, r->ch), 0);
+	return ret;
+}
+
+static void race_end(struct race *r)
+{
+	munmap(r->in, RACE_BYTES);
+	munmap(r->out, RACE_BYTES);
+	munmap(r->a, PAGE);
+	free(r->gate);
+}
+
+/* out[i] == in[i] * mul + i % RACE_HALF for i in [from, to), in[i] = i + 1. */
+static void assert_scaled(const uint64_t *out, size_t from, size_t to, uint64_t mul)
+{
+	for (size_t i = from; i < to; i++)
+		igt_assert_f(out[i] == (i + 1) * mul + i % RACE_HALF, "out[%zu] = %llu", i,
+			     (unsigned long long)out[i]);
+}
+
+static void assert_zero(const uint64_t *out, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		igt_assert_f(!out[i], "out[%zu] = %llu was written", i,
+			     (unsigned long long)out[i]);
+}
+
+/* The NUMA node of each page of [p, p + n pages), into nodes[]. */
+static void page_nodes(void *p, size_t n, int *nodes)
+{
+	void **pages = malloc(n * sizeof(*pages));
+
+	for (size_t i = 0; i < n; i++)
+		pages[i] = (char *)p + i * PAGE;
+	igt_assert_eq(syscall(SYS_move_pages, 0, n, pages, NULL, nodes, 0), 0);
+	free(pages);
+}
+
+/*
+ * A child with a job in flight, stopped while it runs: by its own exit
+ * (file closed with the job running), or by SIGKILL while it waits.
+ */
+static void child_with_job_in_flight(bool killed)
+{
+	int status, pfd[2];
+	pid_t pid;
+	char c;
+
+	igt_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	igt_assert(pid >= 0);
+	if (pid == 0) {
+		struct race r;
+
+		setup();
+		race_start(&r, 1);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(2);
+		if (killed)
+			rsvm_wait(fd, r.ch, r.seq, 120 * SEC, NULL, NULL);
+		_exit(0);
+	}
+	igt_assert_eq(read(pfd[0], &c, 1), 1);
+	if (killed) {
+		usleep(10000);
+		kill(pid, SIGKILL);
+	}
+	igt_assert_eq(waitpid(pid, &status, 0), pid);
+	if (killed)
+		igt_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	else
+		igt_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/* A file of @pages pages at @path holding u64 i + 1 at index i; its fd. */
+static int data_file(const char *path, size_t pages)
+{
+	uint64_t *buf = page_alloc(pages * PAGE);
+	int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	igt_assert(f >= 0);
+	for (size_t i = 0; i < pages * PAGE / 8; i++)
+		buf[i] = i + 1;
+	igt_assert_eq(write(f, buf, pages * PAGE), (ssize_t)(pages * PAGE));
+	munmap(buf, pages * PAGE);
+	return f;
+}
+
+/* Runs out[i] = in[i] * mul + i over @n elements (4 threads), binding both. */
+static int scale_between(const uint64_t *in, uint64_t *out, size_t n, uint64_t mul,
+			 uint32_t *err, uint64_t *info)
+{
+	struct scale_args *a = page_alloc(PAGE);
+	int ret;
+
+	*a = (struct scale_args){ in, out, n, mul, NULL };
+	igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+	if (in)
+		bind(in, n * 8);
+	if (out && out != in)
+		bind(out, n * 8);
+	ret = scale(a, 4, err, info);
+	if (in)
+		igt_assert_eq(rsvm_svm_unbind(fd, in, n * 8), 0);
+	if (out && out != in)
+		igt_assert_eq(rsvm_svm_unbind(fd, out, n * 8), 0);
+	igt_assert_eq(rsvm_svm_unbind(fd, a, PAGE), 0);
+	munmap(a, PAGE);
+	return ret;
+}
+
+/* A short job on a fresh file works; the file's page tables go away. */
+static void assert_device_works(void)
+{
+	uint64_t *in = page_alloc(PAGE), *out = page_alloc(PAGE);
+	struct scale_args *a = page_alloc(PAGE);
+
+	setup();
+	in[0] = 6;
+	*a = (struct scale_args){ in, out, 1, 7, NULL };
+	igt_assert_eq(rsvm_svm_bind(fd, in, PAGE, 0), 0);
+	igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
+	igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
+	igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+	igt_assert_eq_u64(out[0], 42);
+	teardown();
+	munmap(in, PAGE);
+	munmap(out, PAGE);
+	munmap(a, PAGE);
 }
 
 igt_main
@@ -250,7 +454,8 @@ igt_main
 	igt_subtest("write-to-read-only-fails-the-job") {
 		uint64_t *in = page_alloc(PAGE), *ro = page_alloc(PAGE);
 		struct scale_args *a = page_alloc(PAGE);
-		uint32_t err = 0, info = 0;
+		uint32_t err = 0;
+		uint64_t info = 0;
 
 		setup();
 		in[0] = 3;
@@ -262,7 +467,7 @@ igt_main
 		igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
 		igt_assert_eq(scale(a, 1, &err, &info), -EIO);
 		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
-		igt_assert_eq_u64(info, ((uintptr_t)ro >> 12) & 0xffffffff);
+		igt_assert_eq_u64(info, (uintptr_t)ro);
 		igt_assert_eq_u64(ro[0], 99);
 		/* A read of the same page works, on a new channel. */
 		*a = (struct scale_args){ ro, in, 1, 2, NULL };
@@ -277,7 +482,8 @@ igt_main
 	igt_subtest("unbound-or-unmapped-access-fails-the-job") {
 		uint64_t *in = page_alloc(2 * PAGE), *out = page_alloc(PAGE);
 		struct scale_args *a = page_alloc(PAGE);
-		uint32_t err = 0, info = 0;
+		uint32_t err = 0;
+		uint64_t info = 0;
 
 		setup();
 		*a = (struct scale_args){ in, out, 1, 1, NULL };
@@ -286,7 +492,7 @@ igt_main
 		/* in is not bound */
 		igt_assert_eq(scale(a, 1, &err, &info), -EIO);
 		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
-		igt_assert_eq_u64(info, ((uintptr_t)in >> 12) & 0xffffffff);
+		igt_assert_eq_u64(info, (uintptr_t)in);
 		/* bound, but unmapped */
 		igt_assert_eq(rsvm_svm_bind(fd, in, 2 * PAGE, 0), 0);
 		igt_assert_eq(munmap(in, 2 * PAGE), 0);
@@ -616,5 +822,243 @@ igt_main
 		teardown();
 		free(src);
 		free(dst);
+	}
+
+	igt_subtest("munmap-while-a-job-runs") {
+		struct race r;
+		uint32_t err = 0;
+		uint64_t info = 0;
+
+		setup();
+		race_start(&r, 3);
+		igt_assert_eq(munmap(r.in + RACE_HALF, RACE_BYTES / 2), 0);
+		igt_assert_eq(race_finish(&r, &err, &info), -EIO);
+		/* The job stopped exactly at the first unmapped page. */
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		igt_assert_eq_u64(info, (uintptr_t)(r.in + RACE_HALF));
+		assert_scaled(r.out, 0, RACE_HALF, 3);
+		assert_zero(r.out, RACE_HALF, RACE_N);
+		teardown();
+		munmap(r.in, RACE_BYTES / 2);
+		munmap(r.out, RACE_BYTES);
+		munmap(r.a, PAGE);
+		free(r.gate);
+	}
+
+	igt_subtest("mprotect-while-a-job-runs") {
+		struct race r;
+		uint32_t err = 0;
+		uint64_t info = 0;
+
+		setup();
+		race_start(&r, 5);
+		igt_assert_eq(mprotect(r.out + RACE_HALF, RACE_BYTES / 2, PROT_READ), 0);
+		igt_assert_eq(race_finish(&r, &err, &info), -EIO);
+		/* The first GPU write to a now read-only page failed the job;
+		 * nothing past it was written.
+		 */
+		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+		igt_assert_eq_u64(info, (uintptr_t)(r.out + RACE_HALF));
+		assert_scaled(r.out, 0, RACE_HALF, 5);
+		assert_zero(r.out, RACE_HALF, RACE_N);
+		teardown();
+		race_end(&r);
+	}
+
+	igt_subtest("madvise-dontneed-while-a-job-runs") {
+		struct race r;
+
+		setup();
+		race_start(&r, 3);
+		igt_assert_eq(madvise(r.in + RACE_HALF, RACE_BYTES / 2, MADV_DONTNEED), 0);
+		igt_assert_eq(race_finish(&r, NULL, NULL), 0);
+		/* The dropped pages read as zero: out[i] = 0 * 3 + i % RACE_HALF. */
+		assert_scaled(r.out, 0, RACE_HALF, 3);
+		for (size_t i = RACE_HALF; i < RACE_N; i++)
+			igt_assert_eq_u64(r.out[i], i - RACE_HALF);
+		teardown();
+		race_end(&r);
+	}
+
+	igt_subtest("move-pages-while-a-job-runs") {
+		size_t n = RACE_BYTES / 2 / PAGE, moved = RACE_HALF;
+		void **pages = malloc(n * sizeof(*pages));
+		int *nodes = malloc(n * sizeof(*nodes)), *status = malloc(n * sizeof(*status));
+		struct race r;
+
+		igt_require_f(count_lines("/proc/zoneinfo", "Node 1, zone") > 0,
+			      "needs a second NUMA node\n");
+		setup();
+		race_start(&r, 3);
+		/* Migrate the upper half to node 1, then change it: a GPU
+		 * still using the old pages would read the old values.
+		 */
+		for (size_t i = 0; i < n; i++) {
+			pages[i] = (char *)(r.in + RACE_HALF) + i * PAGE;
+			nodes[i] = 1;
+		}
+		igt_assert_eq(syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE), 0);
+		for (size_t i = RACE_HALF; i < RACE_HALF + moved; i++)
+			r.in[i] = 2 * (i + 1);
+		igt_assert_eq(race_finish(&r, NULL, NULL), 0);
+		assert_scaled(r.out, 0, RACE_HALF, 3);
+		assert_scaled(r.out, RACE_HALF, RACE_N, 6);
+		page_nodes(r.in + RACE_HALF, n, status);
+		for (size_t i = 0; i < n; i++)
+			igt_assert_eq(status[i], 1);
+		teardown();
+		race_end(&r);
+		free(pages);
+		free(nodes);
+		free(status);
+	}
+
+	igt_subtest("process-exit-with-a-job-in-flight") {
+		/* A failed subtest may have left its file open. */
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		igt_assert_eq(rsvm_kmemleak("clear"), 0);
+		child_with_job_in_flight(false);
+		child_with_job_in_flight(true);
+		/* Nothing is left: the module unloads at once, and loads and
+		 * runs again.
+		 */
+		igt_assert_eq(run("rmmod rsvm"), 0);
+		igt_assert_eq(run("modprobe rsvm"), 0);
+		assert_device_works();
+		igt_assert_eq(rsvm_kmemleak_leaks(), 0);
+	}
+
+	igt_subtest("unbind-with-a-job-in-flight") {
+		char addr[64];
+		struct race r;
+		uint64_t v;
+
+		igt_assert(rsvm_pci_address(addr, sizeof(addr)));
+		igt_assert_eq(rsvm_kmemleak("clear"), 0);
+		setup();
+		race_start(&r, 1);
+		/* The file stays open with a job running; the device goes. */
+		igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/unbind", addr), 0);
+		igt_assert_eq(rsvm_wait(fd, r.ch, r.seq, SEC, NULL, NULL), -ENODEV);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_VA_BITS, &v), -ENODEV);
+		/* The CPU side keeps working: the mirror is gone with the
+		 * device, and the process still owns its memory.
+		 */
+		r.in[0] = 77;
+		igt_assert_eq(munmap(r.in + RACE_HALF, RACE_BYTES / 2), 0);
+		close(fd);
+		igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/bind", addr), 0);
+		assert_device_works();
+		munmap(r.in, RACE_BYTES / 2);
+		munmap(r.out, RACE_BYTES);
+		munmap(r.a, PAGE);
+		free(r.gate);
+		igt_assert_eq(rsvm_kmemleak_leaks(), 0);
+	}
+
+	igt_subtest("file-backed-shared-mappings") {
+		/* tmpfs (shmem) and the initramfs root (ramfs). */
+		static const char *const paths[] = { "/tmp/rsvm-shared", "/rsvm-shared" };
+		const size_t pages = 16, n = pages * PAGE / 8;
+
+		setup();
+		for (size_t k = 0; k < ARRAY_SIZE(paths); k++) {
+			int f = data_file(paths[k], 2 * pages);
+			uint64_t *m = mmap(NULL, 2 * pages * PAGE, PROT_READ | PROT_WRITE,
+					   MAP_SHARED, f, 0);
+			uint64_t *ro = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, f, 0);
+			uint64_t v = 0;
+			uint32_t err = 0;
+			uint64_t info = 0;
+
+			igt_assert(m != MAP_FAILED && ro != MAP_FAILED);
+			/* The GPU reads the file's first half and writes its
+			 * second half through the mapping: the file has it.
+			 */
+			igt_assert_eq(scale_between(m, m + n, n, 3, NULL, NULL), 0);
+			for (size_t i = 0; i < n; i += 97) {
+				igt_assert_eq(pread(f, &v, 8, (n + i) * 8), 8);
+				igt_assert_eq_u64(v, (i + 1) * 3 + i);
+			}
+			/* A read-only shared mapping: reads work, a write fails. */
+			igt_assert_eq(scale_between(ro, m + n, n, 5, NULL, NULL), 0);
+			igt_assert_eq_u64(m[n + 7], 8 * 5 + 7);
+			igt_assert_eq(scale_between(m, ro, n, 1, &err, &info), -EIO);
+			igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+			igt_assert_eq_u64(info, (uintptr_t)ro);
+			igt_assert_eq(pread(f, &v, 8, 0), 8);
+			igt_assert_eq_u64(v, 1);
+			munmap(m, 2 * pages * PAGE);
+			munmap(ro, pages * PAGE);
+			close(f);
+			unlink(paths[k]);
+		}
+		teardown();
+	}
+
+	igt_subtest("file-backed-private-mapping") {
+		const size_t pages = 16, n = pages * PAGE / 8;
+		int f = data_file("/tmp/rsvm-private", pages);
+		uint64_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, f, 0);
+		uint64_t v = 0;
+
+		igt_assert(m != MAP_FAILED);
+		setup();
+		/* GPU reads see the file; GPU writes (in place) go to the
+		 * process's private copies, never to the file.
+		 */
+		igt_assert_eq(scale_between(m, m, n, 2, NULL, NULL), 0);
+		for (size_t i = 0; i < n; i++)
+			igt_assert_eq_u64(m[i], (i + 1) * 2 + i);
+		for (size_t i = 0; i < n; i += 97) {
+			igt_assert_eq(pread(f, &v, 8, i * 8), 8);
+			igt_assert_eq_u64(v, i + 1);
+		}
+		teardown();
+		munmap(m, pages * PAGE);
+		close(f);
+		unlink("/tmp/rsvm-private");
+	}
+
+	igt_subtest("shared-anonymous-mapping-seen-by-a-child") {
+		const size_t pages = 16, n = pages * PAGE / 8;
+		uint64_t *in = page_alloc(pages * PAGE);
+		uint64_t *sh = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		int status, pfd[2];
+		pid_t pid;
+
+		igt_assert(sh != MAP_FAILED);
+		for (size_t i = 0; i < n; i++) {
+			in[i] = i + 1;
+			sh[i] = 0;
+		}
+		igt_assert_eq(pipe(pfd), 0);
+		/* The child shares the pages before the GPU writes them. */
+		pid = fork();
+		igt_assert(pid >= 0);
+		if (pid == 0) {
+			char c;
+			size_t bad = 0;
+
+			if (read(pfd[0], &c, 1) != 1)
+				_exit(2);
+			for (size_t i = 0; i < n; i++)
+				bad += sh[i] != (i + 1) * 4 + i;
+			_exit(bad ? 1 : 0);
+		}
+		setup();
+		igt_assert_eq(scale_between(in, sh, n, 4, NULL, NULL), 0);
+		igt_assert_eq(write(pfd[1], "x", 1), 1);
+		igt_assert_eq(waitpid(pid, &status, 0), pid);
+		igt_assert_f(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			     "the child does not see the GPU's writes");
+		teardown();
+		munmap(in, pages * PAGE);
+		munmap(sh, pages * PAGE);
+		close(pfd[0]);
+		close(pfd[1]);
 	}
 }

@@ -41,6 +41,7 @@ KERNEL_FAILURES = [
 ]
 
 SUBTEST = re.compile(r"^Subtest (\S+): (SUCCESS|FAIL|SKIP|CRASH)")
+SUBTEST_FAILED = re.compile(r"^Subtest \S+: (FAIL|CRASH)", re.M)
 # KUnit suites of this project, run at boot (built into the kernel crate).
 KUNIT_SUITES = ["rust_kernel_hmm", "rust_kernel_migrate", "rust_kernel_pagemap"]
 KTAP_SUITE = re.compile(r"^\[[ 0-9.]+\]\s+# Subtest: (\S+)")
@@ -84,9 +85,14 @@ def qemu_cmd(mode, vram_mib, mem_mib, extra_append):
     dev = json.dumps({"driver": "vfio-user-pci", "rombar": 0,
                       "socket": {"type": "unix", "path": "/run/rsvm/gpu.sock"}})
     return ["chroot", CHROOT, "qemu-system-x86_64",
-            "-machine", "q35,memory-backend=mem", "-accel", "tcg,thread=multi",
-            "-cpu", "max", "-smp", "2", "-m", f"{mem_mib}M",
-            "-object", f"memory-backend-memfd,id=mem,size={mem_mib}M,share=on",
+            "-machine", "q35", "-accel", "tcg,thread=multi",
+            "-cpu", "max", "-smp", "2,sockets=2,cores=1,threads=1", "-m", f"{mem_mib}M",
+            # Two NUMA nodes, one CPU each, so tests can migrate pages
+            # (move_pages); shared memfd RAM, which the model reaches by DMA.
+            "-object", f"memory-backend-memfd,id=mem0,size={mem_mib // 2}M,share=on",
+            "-object", f"memory-backend-memfd,id=mem1,size={mem_mib - mem_mib // 2}M,share=on",
+            "-numa", "node,nodeid=0,cpus=0,memdev=mem0",
+            "-numa", "node,nodeid=1,cpus=1,memdev=mem1",
             "-device", dev,
             "-kernel", "/run/rsvm/bzImage", "-initrd", "/run/rsvm/initramfs.cpio",
             "-append", append,
@@ -246,12 +252,22 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--json", help="check: write [name, passed, note] results here")
     ap.add_argument("--quiet", action="store_true", help="do not echo the serial console")
+    ap.add_argument("--only", metavar="BINARY[:SUBTEST]",
+                    help="check: run only this test binary (or subtest), print its output")
     args = ap.parse_args()
 
     os.makedirs(RUN, exist_ok=True)
     t0 = time.monotonic()
-    text, console, problems = boot(args.mode, args.vram_mib, args.timeout, echo=not args.quiet)
+    extra = f"rsvm_guest.only={args.only}" if args.only else ""
+    text, console, problems = boot(args.mode, args.vram_mib, args.timeout, echo=not args.quiet,
+                                   extra_append=extra)
     log(f"guest finished in {time.monotonic() - t0:.1f} s")
+
+    if args.only:
+        print(text)
+        for p in problems:
+            log(f"FAILED: {p}")
+        return 1 if problems or SUBTEST_FAILED.search(text) else 0
 
     if args.mode == "demo":
         if "rsvm-demo: OK" not in text:

@@ -24,13 +24,14 @@ static double now_ms(void)
 
 static int run_job(int fd, struct rsvm_push *p, const char *what)
 {
-	uint32_t err = 0, info = 0;
+	uint32_t err = 0;
+	uint64_t info = 0;
 	double t0 = now_ms();
 	int ret = rsvm_run(fd, p, &err, &info);
 
 	if (ret)
-		printf("rsvm-demo: %s failed: %s (error %u, info %#x)\n", what, strerror(-ret),
-		       err, info);
+		printf("rsvm-demo: %s failed: %s (error %u, info %#llx)\n", what,
+		       strerror(-ret), err, (unsigned long long)info);
 	else
 		printf("rsvm-demo: %s: GPU job done in %.1f ms (guest wall time)\n", what,
 		       now_ms() - t0);

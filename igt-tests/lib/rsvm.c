@@ -121,6 +121,33 @@ int run(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+#define KMEMLEAK "/sys/kernel/debug/kmemleak"
+
+int rsvm_kmemleak(const char *cmd)
+{
+	int fd = open(KMEMLEAK, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, cmd, strlen(cmd));
+	close(fd);
+	return n == (ssize_t)strlen(cmd) ? 0 : -1;
+}
+
+int rsvm_kmemleak_leaks(void)
+{
+	static char buf[1 << 16];
+	int n;
+
+	if (rsvm_kmemleak("scan") || read_file(KMEMLEAK, buf, sizeof(buf)))
+		return -1;
+	n = count_lines(KMEMLEAK, "unreferenced object");
+	if (n)
+		printf("kmemleak:\n%s", buf);
+	return n;
+}
+
 const char *rsvm_pci_address(char *buf, size_t len)
 {
 	struct dirent *d;
@@ -204,7 +231,7 @@ int rsvm_exec(int fd, uint32_t channel, const uint32_t *push, uint32_t dwords,
 }
 
 int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
-	      uint32_t *error, uint32_t *info)
+	      uint32_t *error, uint64_t *info)
 {
 	struct drm_rsvm_wait w = {
 		.channel = channel,
@@ -216,7 +243,7 @@ int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
 	if (error)
 		*error = w.error;
 	if (info)
-		*info = w.error_info;
+		*info = w.error == DRM_RSVM_ERROR_FAULT ? w.fault_address : w.error_info;
 	return ret;
 }
 
@@ -261,6 +288,15 @@ void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value)
 	rsvm_push_method(p, 0, 0x06c, 1 | (1u << 24));
 }
 
+void rsvm_push_acquire(struct rsvm_push *p, uint32_t *addr, uint32_t value)
+{
+	const uint32_t d[] = { LO(addr), HI(addr), value };
+
+	/* SEM_ADDR_LO/HI, SEM_PAYLOAD_LO, then SEM_EXECUTE: ACQ_STRICT_GEQ */
+	rsvm_push_methods(p, 0, 0x05c, d, ARRAY_SIZE(d));
+	rsvm_push_method(p, 0, 0x06c, 2);
+}
+
 void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len)
 {
 	const uint32_t off[] = { HI(src), LO(src), HI(dst), LO(dst) };
@@ -297,7 +333,7 @@ void *rsvm_load_kernel(const char *name, size_t *size)
 	return buf;
 }
 
-int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint32_t *info)
+int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint64_t *info)
 {
 	uint32_t ch = 0;
 	uint64_t seq = 0;

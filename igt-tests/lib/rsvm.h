@@ -23,6 +23,13 @@ int read_file(const char *path, char *buf, size_t len);
 int count_lines(const char *path, const char *needle);
 /* Runs a shell command; returns its exit status. */
 int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * kmemleak (debugfs): rsvm_kmemleak() writes a command ("clear", "scan"): 0
+ * or -1; rsvm_kmemleak_leaks() scans and returns how many objects leaked
+ * since the last clear, printing the report (-1 without kmemleak).
+ */
+int rsvm_kmemleak(const char *cmd);
+int rsvm_kmemleak_leaks(void);
 /* PCI address of the rsvm device ("0000:00:03.0"), from sysfs. */
 const char *rsvm_pci_address(char *buf, size_t len);
 
@@ -35,9 +42,13 @@ int rsvm_channel_create(int fd, uint32_t *handle);
 int rsvm_channel_destroy(int fd, uint32_t handle);
 int rsvm_exec(int fd, uint32_t channel, const uint32_t *push, uint32_t dwords,
 	      uint64_t *seqno);
-/* On -EIO, *error and *info (if not NULL) say why the channel stopped. */
+/*
+ * On -EIO, *error and *info (if not NULL) say why the channel stopped: for
+ * DRM_RSVM_ERROR_FAULT *info is the faulting page's address, else the
+ * error's detail.
+ */
 int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
-	      uint32_t *error, uint32_t *info);
+	      uint32_t *error, uint64_t *info);
 
 /* A pushbuffer being built. */
 struct rsvm_push {
@@ -59,6 +70,11 @@ void rsvm_push_launch(struct rsvm_push *p, const void *code, const void *args,
 		      void *stack, uint32_t stack_size, uint32_t threads);
 /* Appends a semaphore release of the 64-bit @value at @addr. */
 void rsvm_push_release(struct rsvm_push *p, void *addr, uint64_t value);
+/*
+ * Appends a semaphore acquire: the channel waits until the 32-bit value at
+ * @addr (below 2^40) is >= @value.
+ */
+void rsvm_push_acquire(struct rsvm_push *p, uint32_t *addr, uint32_t value);
 /* Appends a copy-engine copy of @len bytes (one line) from @src to @dst. */
 void rsvm_push_copy(struct rsvm_push *p, void *dst, const void *src, uint32_t len);
 
@@ -104,6 +120,6 @@ void *rsvm_load_kernel(const char *name, size_t *size);
  * Runs one pushbuffer on a fresh channel and waits up to 20 s: 0 or -errno
  * (error and info as for rsvm_wait).
  */
-int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint32_t *info);
+int rsvm_run(int fd, const struct rsvm_push *p, uint32_t *error, uint64_t *info);
 
 #endif
