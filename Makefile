@@ -5,6 +5,8 @@
 #   make check   build, then run every test: host cargo tests, lints, and the
 #                guest tests (IGT-style tests and the kernel's hmm-tests);
 #                ends with "N passed, N failed"
+#   make bench   the benchmarks: copy engine (host), GPU fault cost next to
+#                test_hmm (guest); results and plot in build/bench/
 #
 # Everything downloaded or built lives in build/ (ignored by git); a second
 # make only redoes what changed.
@@ -42,10 +44,12 @@ run: all
 check: all
 	@scripts/check.py
 
-# Benchmarks of the GPU model (host only; see README "Benchmarks").
-bench: model
+# Benchmarks (see README "Benchmarks"): the model's copy engine on the
+# host, then the GPU fault path next to test_hmm's in one guest run.
+bench: all
 	@mkdir -p $(BUILD)/bench
 	@$(CARGO_TARGET_DIR)/release/rsvm-gpu-bench 64 | tee $(BUILD)/bench/model.md
+	@scripts/vm.py bench --quiet
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/target $(BUILD)/guest $(BUILD)/initramfs* $(BUILD)/bzImage $(BUILD)/modroot $(BUILD)/stamps/kernel-config

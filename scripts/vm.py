@@ -3,6 +3,8 @@
 
     vm.py demo                 boot, load rsvm, print the device's parameters
     vm.py check [--json F]     boot, run the guest tests, write results to F
+    vm.py bench                boot, run rsvm-faultbench next to test_hmm;
+                               table, JSON and plot in build/bench/
 
 The model (host side) listens on a vfio-user socket; QEMU (TCG, in the
 trixie chroot) connects to it. The kernel console (ttyS0) goes to
@@ -245,9 +247,40 @@ def judge_check(text):
     return results
 
 
+def judge_bench(text, problems):
+    """rsvm-faultbench's output -> build/bench/faults.{md,json,svg}."""
+    bench = os.path.join(BUILD, "bench")
+    os.makedirs(bench, exist_ok=True)
+    table = [l for l in text.splitlines() if l.startswith(("|", "rsvm-faultbench:"))]
+    values = {m.group(1): float(m.group(2))
+              for m in re.finditer(r"^BENCH (\S+) ([0-9.]+)$", text, re.M)}
+    labels = {}
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[1].replace(".", "").isdigit():
+            labels[cells[0]] = float(cells[1])
+    if "RSVM-BENCH-EXIT: 0" not in text or not values:
+        problems.append("rsvm-faultbench did not complete")
+    for p in problems:
+        log(f"FAILED: {p}")
+    if problems:
+        print(text)
+        return 1
+    print("\n".join(table))
+    with open(os.path.join(bench, "faults.md"), "w") as f:
+        f.write("\n".join(table) + "\n")
+    with open(os.path.join(bench, "faults.json"), "w") as f:
+        json.dump({"per_fault_us": labels, "keys": values}, f, indent=1)
+    svg = os.path.join(bench, "fault-cost.svg")
+    subprocess.run([sys.executable, os.path.join(TOP, "scripts", "plot.py"),
+                    os.path.join(bench, "faults.json"), svg], check=True)
+    log(f"wrote {bench}/faults.md, faults.json, fault-cost.svg")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["demo", "check"])
+    ap.add_argument("mode", choices=["demo", "check", "bench"])
     ap.add_argument("--vram-mib", type=int, default=256)
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--json", help="check: write [name, passed, note] results here")
@@ -268,6 +301,9 @@ def main():
         for p in problems:
             log(f"FAILED: {p}")
         return 1 if problems or SUBTEST_FAILED.search(text) else 0
+
+    if args.mode == "bench":
+        return judge_bench(text, problems)
 
     if args.mode == "demo":
         if "rsvm-demo: OK" not in text:
