@@ -293,24 +293,28 @@ static int data_file(const char *path, size_t pages)
 	return f;
 }
 
-/* Runs out[i] = in[i] * mul + i over @n elements (4 threads), binding both. */
+/*
+ * Runs out[i] = in[i] * mul + i over @n elements (4 threads) of page-aligned
+ * buffers, binding them for the job.
+ */
 static int scale_between(const uint64_t *in, uint64_t *out, size_t n, uint64_t mul,
 			 uint32_t *err, uint64_t *info)
 {
 	struct scale_args *a = page_alloc(PAGE);
+	size_t len = (n * 8 + PAGE - 1) & ~(PAGE - 1);
 	int ret;
 
 	*a = (struct scale_args){ in, out, n, mul, NULL };
 	igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
 	if (in)
-		bind(in, n * 8);
+		bind(in, len);
 	if (out && out != in)
-		bind(out, n * 8);
+		bind(out, len);
 	ret = scale(a, 4, err, info);
 	if (in)
-		igt_assert_eq(rsvm_svm_unbind(fd, in, n * 8), 0);
+		igt_assert_eq(rsvm_svm_unbind(fd, in, len), 0);
 	if (out && out != in)
-		igt_assert_eq(rsvm_svm_unbind(fd, out, n * 8), 0);
+		igt_assert_eq(rsvm_svm_unbind(fd, out, len), 0);
 	igt_assert_eq(rsvm_svm_unbind(fd, a, PAGE), 0);
 	munmap(a, PAGE);
 	return ret;
@@ -320,20 +324,14 @@ static int scale_between(const uint64_t *in, uint64_t *out, size_t n, uint64_t m
 static void assert_device_works(void)
 {
 	uint64_t *in = page_alloc(PAGE), *out = page_alloc(PAGE);
-	struct scale_args *a = page_alloc(PAGE);
 
 	setup();
 	in[0] = 6;
-	*a = (struct scale_args){ in, out, 1, 7, NULL };
-	igt_assert_eq(rsvm_svm_bind(fd, in, PAGE, 0), 0);
-	igt_assert_eq(rsvm_svm_bind(fd, out, PAGE, 0), 0);
-	igt_assert_eq(rsvm_svm_bind(fd, a, PAGE, 0), 0);
-	igt_assert_eq(scale(a, 1, NULL, NULL), 0);
+	igt_assert_eq(scale_between(in, out, 1, 7, NULL, NULL), 0);
 	igt_assert_eq_u64(out[0], 42);
 	teardown();
 	munmap(in, PAGE);
 	munmap(out, PAGE);
-	munmap(a, PAGE);
 }
 
 igt_main
