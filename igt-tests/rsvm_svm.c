@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/mempolicy.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -318,6 +319,33 @@ static int scale_between(const uint64_t *in, uint64_t *out, size_t n, uint64_t m
 	igt_assert_eq(rsvm_svm_unbind(fd, a, PAGE), 0);
 	munmap(a, PAGE);
 	return ret;
+}
+
+/* Concurrent channel creation: each thread tries CREATORS_TRIES creates. */
+#define CREATORS 4
+#define CREATORS_TRIES 32
+
+struct creator {
+	pthread_t thread;
+	uint32_t handles[CREATORS_TRIES];
+	int made, refused, other;
+};
+
+static void *creator_main(void *arg)
+{
+	struct creator *c = arg;
+
+	for (int i = 0; i < CREATORS_TRIES; i++) {
+		int ret = rsvm_channel_create(fd, &c->handles[c->made]);
+
+		if (!ret)
+			c->made++;
+		else if (ret == -ENOSPC)
+			c->refused++;
+		else
+			c->other++;
+	}
+	return NULL;
 }
 
 /* A short job on a fresh file works; the file's page tables go away. */
@@ -1058,5 +1086,28 @@ igt_main
 		munmap(sh, pages * PAGE);
 		close(pfd[0]);
 		close(pfd[1]);
+	}
+
+	igt_subtest("channel-limit-holds-under-concurrent-creates") {
+		struct creator c[CREATORS] = { 0 };
+		int made = 0, refused = 0;
+		uint32_t ch;
+
+		setup();
+		for (int i = 0; i < CREATORS; i++)
+			igt_assert_eq(pthread_create(&c[i].thread, NULL, creator_main, &c[i]), 0);
+		for (int i = 0; i < CREATORS; i++) {
+			igt_assert_eq(pthread_join(c[i].thread, NULL), 0);
+			igt_assert_eq(c[i].other, 0);
+			made += c[i].made;
+			refused += c[i].refused;
+		}
+		/* Exactly the limit, however the creates interleaved. */
+		igt_assert_eq(made, DRM_RSVM_MAX_CHANNELS_PER_FILE);
+		igt_assert_eq(refused, CREATORS * CREATORS_TRIES - DRM_RSVM_MAX_CHANNELS_PER_FILE);
+		igt_assert_eq(rsvm_channel_destroy(fd, c[0].handles[0]), 0);
+		igt_assert_eq(rsvm_channel_create(fd, &ch), 0);
+		igt_assert_eq(rsvm_channel_create(fd, &ch), -ENOSPC);
+		teardown();
 	}
 }

@@ -129,11 +129,15 @@ struct drm_rsvm_svm_bind {
 	__u32 flags;
 };
 
+/* Most channels one open file may have. */
+#define DRM_RSVM_MAX_CHANNELS_PER_FILE	64
+
 /**
  * struct drm_rsvm_channel_create - argument of DRM_IOCTL_RSVM_CHANNEL_CREATE.
  *
  * Creates a channel (a GPFIFO ring and its engines' objects) in the file's
- * VM. -ENOSPC when the device has no free channel.
+ * VM. -ENOSPC when the device has no free channel, or the file already has
+ * DRM_RSVM_MAX_CHANNELS_PER_FILE.
  *
  * @flags: in, must be zero.
  * @handle: out, the channel's handle in this file (never 0).

@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Channels one file may have.
-const MAX_CHANNELS_PER_FILE: usize = 64;
+const MAX_CHANNELS_PER_FILE: usize = uapi::DRM_RSVM_MAX_CHANNELS_PER_FILE as usize;
 
 /// The VM and channels of a file.
 #[derive(Default)]
@@ -193,6 +193,13 @@ impl File {
         }
         let ch = Channel::new(reg.gpu.pdev.as_ref(), &reg.gpu.hw, &vm)?;
         let mut st = this.state.lock();
+        // Again under the lock: a concurrent create may have taken the
+        // last slot meanwhile. The channel is stopped outside the lock.
+        if st.channels.iter().flatten().count() >= MAX_CHANNELS_PER_FILE {
+            drop(st);
+            drop(ch);
+            return Err(ENOSPC);
+        }
         let i = match st.channels.iter().position(Option::is_none) {
             Some(i) => {
                 st.channels[i] = Some(ch);
