@@ -259,7 +259,10 @@ impl Device {
         let kstart = self.param(Param::KernelVaStart)? as usize;
         let kend = kstart + self.param(Param::KernelVaSize)? as usize;
         let limit = self.param(Param::SvmVaLimit)? as usize;
-        let mut v = vec![self.bind(PAGE_SIZE, kstart - PAGE_SIZE, false)?];
+        let below = kstart
+            .checked_sub(PAGE_SIZE)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut v = vec![self.bind(PAGE_SIZE, below, false)?];
         if kend < limit {
             v.push(self.bind(kend, limit - kend, false)?);
         }
@@ -471,20 +474,24 @@ impl Kernel {
 /// Per-thread stacks for a compute launch.
 pub struct Stacks {
     buf: PageBuf,
+    threads: u32,
     per_thread: u32,
 }
 
 impl Stacks {
-    /// `threads` stacks of `per_thread` bytes each.
+    /// `threads` stacks of `per_thread` bytes each (a multiple of 16, the
+    /// RISC-V stack alignment).
     pub fn new(threads: u32, per_thread: u32) -> Self {
+        assert!(threads > 0 && per_thread > 0 && per_thread.is_multiple_of(16));
         Self {
             buf: PageBuf::new(threads as usize * per_thread as usize),
+            threads,
             per_thread,
         }
     }
 
     /// Threads these stacks serve.
     pub fn threads(&self) -> u32 {
-        (self.buf.len() / self.per_thread as usize) as u32
+        self.threads
     }
 }

@@ -182,6 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn launch_runs_the_threads_asked_for() {
+        let k = Kernel::new(&[0x73, 0, 0, 0]);
+        // 3 x 2 KiB rounds up to two pages; still 3 threads.
+        let stacks = Stacks::new(3, 2048);
+        let mut p = Push::new();
+        p.launch(&k, std::ptr::null::<u8>(), &stacks);
+        let d = p.dwords();
+        assert_eq!(&d[1..3], &[(k.addr() >> 32) as u32, k.addr() as u32]);
+        assert_eq!(d[7], 2048, "stack size per thread");
+        assert_eq!(d[9], 3, "grid size");
+    }
+
+    #[test]
     fn release32_is_a_copy_engine_semaphore() {
         let mut p = Push::new();
         p.release32(0x7f12_3456_7000 as *mut u32, 9);
