@@ -231,6 +231,22 @@ static void assert_zero(const uint64_t *out, size_t from, size_t to)
 			     (unsigned long long)out[i]);
 }
 
+/*
+ * The racing job must stop with a fault at @page, having done the lower
+ * half (scaled by @mul) and written nothing of the upper half.
+ */
+static void race_expect_fault(struct race *r, const void *page, uint64_t mul)
+{
+	uint32_t err = 0;
+	uint64_t info = 0;
+
+	igt_assert_eq(race_finish(r, &err, &info), -EIO);
+	igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
+	igt_assert_eq_u64(info, (uintptr_t)page);
+	assert_scaled(r->out, 0, RACE_HALF, mul);
+	assert_zero(r->out, RACE_HALF, RACE_N);
+}
+
 /* The NUMA node of each page of [p, p + n pages), into nodes[]. */
 static void page_nodes(void *p, size_t n, int *nodes)
 {
@@ -852,18 +868,12 @@ igt_main
 
 	igt_subtest("munmap-while-a-job-runs") {
 		struct race r;
-		uint32_t err = 0;
-		uint64_t info = 0;
 
 		setup();
 		race_start(&r, 3);
 		igt_assert_eq(munmap(r.in + RACE_HALF, RACE_BYTES / 2), 0);
-		igt_assert_eq(race_finish(&r, &err, &info), -EIO);
 		/* The job stopped exactly at the first unmapped page. */
-		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
-		igt_assert_eq_u64(info, (uintptr_t)(r.in + RACE_HALF));
-		assert_scaled(r.out, 0, RACE_HALF, 3);
-		assert_zero(r.out, RACE_HALF, RACE_N);
+		race_expect_fault(&r, r.in + RACE_HALF, 3);
 		teardown();
 		munmap(r.in, RACE_BYTES / 2);
 		munmap(r.out, RACE_BYTES);
@@ -873,20 +883,14 @@ igt_main
 
 	igt_subtest("mprotect-while-a-job-runs") {
 		struct race r;
-		uint32_t err = 0;
-		uint64_t info = 0;
 
 		setup();
 		race_start(&r, 5);
 		igt_assert_eq(mprotect(r.out + RACE_HALF, RACE_BYTES / 2, PROT_READ), 0);
-		igt_assert_eq(race_finish(&r, &err, &info), -EIO);
 		/* The first GPU write to a now read-only page failed the job;
 		 * nothing past it was written.
 		 */
-		igt_assert_eq_u32(err, DRM_RSVM_ERROR_FAULT);
-		igt_assert_eq_u64(info, (uintptr_t)(r.out + RACE_HALF));
-		assert_scaled(r.out, 0, RACE_HALF, 5);
-		assert_zero(r.out, RACE_HALF, RACE_N);
+		race_expect_fault(&r, r.out + RACE_HALF, 5);
 		teardown();
 		race_end(&r);
 	}
