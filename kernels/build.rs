@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
-//! Builds every `src/*.c` into a flat kernel image and embeds it.
+//! Builds every `src/*.c` into a flat kernel image and embeds it, as a
+//! constant of its own and in the table `ALL`.
 
 use std::{env, fmt::Write, fs, path::PathBuf, process::Command};
 
@@ -22,6 +23,7 @@ fn main() {
         .collect();
     srcs.sort();
     let mut rs = String::new();
+    let mut all = String::new();
     for src in srcs {
         let name = src.file_stem().unwrap().to_str().unwrap().to_owned();
         let bin = out.join(format!("{name}.bin"));
@@ -34,6 +36,12 @@ fn main() {
             bin.display().to_string()
         )
         .unwrap();
+        writeln!(all, "    ({name:?}, {}),", name.to_uppercase()).unwrap();
     }
+    writeln!(
+        rs,
+        "/// Every kernel by the name of its source file.\npub const ALL: &[(&str, &[u8])] = &[\n{all}];"
+    )
+    .unwrap();
     fs::write(out.join("kernels.rs"), rs).unwrap();
 }

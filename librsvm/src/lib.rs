@@ -452,17 +452,12 @@ impl Kernel {
         Self(b)
     }
 
-    /// One of the kernels built from `kernels/src/*.c` by name.
+    /// One of the kernels built from `kernels/src/*.c`, by file name.
     pub fn builtin(name: &str) -> Option<Self> {
-        let image = match name {
-            "array_scale" => rsvm_kernels::ARRAY_SCALE,
-            "atomic_inc" => rsvm_kernels::ATOMIC_INC,
-            "list_sum" => rsvm_kernels::LIST_SUM,
-            "page_touch" => rsvm_kernels::PAGE_TOUCH,
-            "tree_sum" => rsvm_kernels::TREE_SUM,
-            _ => return None,
-        };
-        Some(Self::new(image))
+        rsvm_kernels::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, image)| Self::new(image))
     }
 
     /// The entry point's GPU address.
@@ -493,5 +488,18 @@ impl Stacks {
     /// Threads these stacks serve.
     pub fn threads(&self) -> u32 {
         self.threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_kernels_are_found_by_name() {
+        let k = Kernel::builtin("list_sum").expect("list_sum");
+        assert_eq!(&k.0[..rsvm_kernels::LIST_SUM.len()], rsvm_kernels::LIST_SUM);
+        assert!(Kernel::builtin("page_touch").is_some());
+        assert!(Kernel::builtin("no_such_kernel").is_none());
     }
 }
