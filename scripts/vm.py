@@ -252,14 +252,9 @@ def judge_bench(text, problems):
     bench = os.path.join(BUILD, "bench")
     os.makedirs(bench, exist_ok=True)
     table = [l for l in text.splitlines() if l.startswith(("|", "rsvm-faultbench:"))]
-    values = {m.group(1): float(m.group(2))
-              for m in re.finditer(r"^BENCH (\S+) ([0-9.]+)$", text, re.M)}
-    labels = {}
-    for line in table:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 4 and cells[1].replace(".", "").isdigit():
-            labels[cells[0]] = float(cells[1])
-    if "RSVM-BENCH-EXIT: 0" not in text or not values:
+    per_fault = {m.group(2): float(m.group(1))
+                 for m in re.finditer(r"^BENCH ([0-9.]+) (.+)$", text, re.M)}
+    if "RSVM-BENCH-EXIT: 0" not in text or not per_fault:
         problems.append("rsvm-faultbench did not complete")
     for p in problems:
         log(f"FAILED: {p}")
@@ -270,7 +265,7 @@ def judge_bench(text, problems):
     with open(os.path.join(bench, "faults.md"), "w") as f:
         f.write("\n".join(table) + "\n")
     with open(os.path.join(bench, "faults.json"), "w") as f:
-        json.dump({"per_fault_us": labels, "keys": values}, f, indent=1)
+        json.dump({"per_fault_us": per_fault}, f, indent=1)
     svg = os.path.join(bench, "fault-cost.svg")
     subprocess.run([sys.executable, os.path.join(TOP, "scripts", "plot.py"),
                     os.path.join(bench, "faults.json"), svg], check=True)

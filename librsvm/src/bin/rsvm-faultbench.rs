@@ -13,8 +13,8 @@
 //!   the same ioctls once mirrored.
 //!
 //! All times are guest wall time (`CLOCK_MONOTONIC`); each figure is the
-//! median of `RUNS` runs. Output: a table, and `BENCH key value` lines for
-//! scripts/vm.py.
+//! median of `RUNS` runs. Output: a table, and a `BENCH per-fault-us case`
+//! line per case for scripts/vm.py.
 
 use rsvm::{Device, Kernel, Push, Stacks, PAGE_SIZE};
 use std::{
@@ -187,7 +187,6 @@ fn dmirror_ioctl(dev: &File, req: u32, cmd: &mut DmirrorCmd) -> io::Result<()> {
 }
 
 struct Case {
-    key: &'static str,
     what: &'static str,
     run: Box<dyn Fn() -> io::Result<(f64, f64)>>,
 }
@@ -195,32 +194,26 @@ struct Case {
 fn main() {
     let cases = [
         Case {
-            key: "rsvm-read-1t",
             what: "rsvm: GPU read fault, 1 thread (64 KiB window)",
             run: Box::new(|| rsvm_run(false, 1)),
         },
         Case {
-            key: "rsvm-write-1t",
             what: "rsvm: GPU write fault, 1 thread (64 KiB window)",
             run: Box::new(|| rsvm_run(true, 1)),
         },
         Case {
-            key: "rsvm-read-64t",
             what: "rsvm: GPU read faults, 64 threads (batched)",
             run: Box::new(|| rsvm_run(false, 64)),
         },
         Case {
-            key: "hmm-read-1p",
             what: "test_hmm: HMM_DMIRROR_READ, 1 page",
             run: Box::new(|| hmm_run(false, 1)),
         },
         Case {
-            key: "hmm-read-16p",
             what: "test_hmm: HMM_DMIRROR_READ, 16 pages (64 KiB)",
             run: Box::new(|| hmm_run(false, 16)),
         },
         Case {
-            key: "hmm-write-1p",
             what: "test_hmm: HMM_DMIRROR_WRITE, 1 page",
             run: Box::new(|| hmm_run(true, 1)),
         },
@@ -242,7 +235,7 @@ fn main() {
                     warm.push(b);
                 }
                 Err(e) => {
-                    eprintln!("rsvm-faultbench: {}: {e}", c.key);
+                    eprintln!("rsvm-faultbench: {}: {e}", c.what);
                     failed = true;
                     break;
                 }
@@ -256,7 +249,7 @@ fn main() {
                 median(cold),
                 median(warm)
             );
-            println!("BENCH {} {p:.2}", c.key);
+            println!("BENCH {p:.1} {}", c.what);
         }
     }
     std::process::exit(if failed { 1 } else { 0 });
