@@ -155,8 +155,7 @@ fn hmm_run(write: bool, pages: usize) -> io::Result<(f64, f64)> {
         let t0 = Instant::now();
         for i in 0..WINDOWS {
             let mut cmd = DmirrorCmd {
-                // SAFETY: within the mapping.
-                addr: unsafe { mem.ptr.add(i * WINDOW) } as u64,
+                addr: mem.ptr as u64 + (i * WINDOW) as u64,
                 ptr: bounce.as_mut_ptr() as u64,
                 npages: pages as u64,
                 ..Default::default()
