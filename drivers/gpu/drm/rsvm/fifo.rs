@@ -47,7 +47,8 @@ const SLOTS_OFFSET: u64 = 0x1_0000;
 
 /// GPFIFO entries (a power of two; 8 bytes each, one page).
 const GPFIFO_ENTRIES: u32 = 512;
-const GPFIFO_LOG2: u32 = 9;
+const GPFIFO_LOG2: u32 = GPFIFO_ENTRIES.ilog2();
+const _: () = assert!(GPFIFO_ENTRIES.is_power_of_two());
 /// Jobs in flight per channel, one pushbuffer slot each.
 const PB_SLOTS: u64 = 8;
 /// Bytes per pushbuffer slot.
