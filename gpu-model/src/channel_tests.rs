@@ -1255,3 +1255,80 @@ fn no_channel_runs_before_boot_and_only_enabled_engines_exist() {
     r.submit(1, &m(GR_SUBCH, 0, compute::CLASS));
     assert_eq!(r.error_of(1), Some(ErrorCode::InvalidClass));
 }
+
+#[test]
+fn cancel_va_global_is_scoped_to_one_pdb_and_every_error_is_reported() {
+    let mut r = Rig::new(2);
+    r.replay_buffer(128);
+    r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
+    r.load_code(&double_kernel());
+    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    for ch in 0..2 {
+        let pb = r.launch(DATA_VA, 1, 0);
+        r.submit(ch, &pb);
+    }
+    assert_eq!(r.replay_put(), 2);
+    let cancel_in = |r: &Rig, pdb: u64| {
+        r.gpu
+            .bar0_write(NV_PFB_PRI_MMU_INVALIDATE_PDB, ((pdb >> 12) as u32) << 4);
+        r.gpu.bar0_write(NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB, 0);
+        r.gpu.bar0_write(
+            NV_PFB_PRI_MMU_INVALIDATE_VADDR,
+            ((HOLE_VA >> 12) as u32) << 4,
+        );
+        r.gpu.bar0_write(NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR, 0);
+        // TRIGGER, neither ALL_VA nor ALL_PDB, REPLAY = CANCEL_VA_GLOBAL.
+        r.gpu
+            .bar0_write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (5 << 3));
+    };
+    // Another address space's cancel leaves these stalls alone.
+    cancel_in(&r, 0x70_0000);
+    assert_eq!((r.error_of(0), r.error_of(1)), (None, None));
+    assert_eq!(r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CHID), u32::MAX);
+    // Their own cancels both; each error is reported, one after the other.
+    cancel_in(&r, r.pt.pdb.0.addr);
+    assert_eq!(r.error_of(0), Some(ErrorCode::FaultCancelled));
+    assert_eq!(r.error_of(1), Some(ErrorCode::FaultCancelled));
+    let mut seen = vec![];
+    while r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PFIFO != 0 {
+        seen.push(r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CHID));
+        assert_eq!(
+            r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CODE),
+            ErrorCode::FaultCancelled as u32
+        );
+        r.gpu.bar0_write(fifo::PFIFO_INTR_0, PFIFO_INTR_CHANNEL);
+    }
+    assert_eq!(seen, vec![r.chans[0].chid, r.chans[1].chid]);
+    assert_eq!(r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CHID), u32::MAX);
+}
+
+#[test]
+fn a_misaligned_access_is_its_own_error_with_its_address() {
+    let mut r = Rig::new(1);
+    r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
+    r.load_code(&double_kernel());
+    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + 0x101);
+    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    let pb = r.launch(DATA_VA, 1, 0);
+    r.submit(0, &pb);
+    assert_eq!(r.error_of(0), Some(ErrorCode::Misaligned));
+    assert_eq!(
+        r.gpu.bar0_read(RSVM_CHANNEL_ERROR_INFO),
+        (DATA_VA + 0x101) as u32
+    );
+}
+
+#[test]
+fn debug_counters_count_bar0_accesses() {
+    let r = Rig::new(1);
+    r.gpu.bar0_write(RSVM_DEBUG_BAR0_READS_LO, 0);
+    assert_eq!(r.gpu.bar0_accesses(), (0, 0));
+    r.gpu.bar0_read(NV_PMC_BOOT_0);
+    r.gpu.bar0_read(NV_PMC_INTR_0);
+    r.gpu.bar0_write(NV_PBUS_SW_SCRATCH, 1);
+    assert_eq!(r.gpu.bar0_read(RSVM_DEBUG_BAR0_READS_LO), 2);
+    assert_eq!(r.gpu.bar0_read(RSVM_DEBUG_BAR0_WRITES_LO), 1);
+    assert_eq!(r.gpu.bar0_read(RSVM_DEBUG_BAR0_READS_HI), 0);
+    assert_eq!(r.gpu.bar0_accesses(), (2, 1), "reading them is not counted");
+}

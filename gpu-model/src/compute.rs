@@ -85,11 +85,14 @@ pub enum Run {
     Stalled,
     /// The job failed.
     Error(&'static str),
+    /// A thread's access at this address was not naturally aligned.
+    Misaligned(u64),
 }
 
 /// Why an access did not complete.
 enum AccessError {
     Fault(u64, Access, FaultType),
+    Misaligned(u64),
     Error(&'static str),
 }
 
@@ -114,7 +117,7 @@ impl Context<'_> {
         access: Access,
     ) -> Result<Option<PhysAddr>, AccessError> {
         if !va.is_multiple_of(size) {
-            return Err(AccessError::Error("misaligned access"));
+            return Err(AccessError::Misaligned(va));
         }
         let pdb = self
             .pdb
@@ -329,6 +332,10 @@ impl ComputeEngine {
                     Err(AccessError::Error(why)) => {
                         self.grid = None;
                         return Run::Error(why);
+                    }
+                    Err(AccessError::Misaligned(va)) => {
+                        self.grid = None;
+                        return Run::Misaligned(va);
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! The device: register behaviour and interrupt state.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ pub struct Gpu {
     /// Wakes the engine thread.
     work: Condvar,
     stop: AtomicBool,
+    /// BAR0 accesses, for `RSVM_DEBUG_BAR0_*` (a driver's cost per fault).
+    bar0_reads: AtomicU64,
+    bar0_writes: AtomicU64,
 }
 
 /// An error creating the device.
@@ -117,6 +120,8 @@ impl Gpu {
             }),
             work: Condvar::new(),
             stop: AtomicBool::new(false),
+            bar0_reads: AtomicU64::new(0),
+            bar0_writes: AtomicU64::new(0),
         })
     }
 
@@ -262,8 +267,32 @@ impl Gpu {
         }
     }
 
+    /// The debug counters' registers (not counted themselves).
+    fn debug_counter(&self, offset: u64) -> Option<u32> {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Some(match offset {
+            RSVM_DEBUG_BAR0_READS_LO => v(&self.bar0_reads) as u32,
+            RSVM_DEBUG_BAR0_READS_HI => (v(&self.bar0_reads) >> 32) as u32,
+            RSVM_DEBUG_BAR0_WRITES_LO => v(&self.bar0_writes) as u32,
+            RSVM_DEBUG_BAR0_WRITES_HI => (v(&self.bar0_writes) >> 32) as u32,
+            _ => return None,
+        })
+    }
+
+    /// BAR0 reads and writes so far (`RSVM_DEBUG_BAR0_*`).
+    pub fn bar0_accesses(&self) -> (u64, u64) {
+        (
+            self.bar0_reads.load(Ordering::Relaxed),
+            self.bar0_writes.load(Ordering::Relaxed),
+        )
+    }
+
     /// A 32-bit BAR0 read.
     pub fn bar0_read(&self, offset: u64) -> u32 {
+        if let Some(v) = self.debug_counter(offset) {
+            return v;
+        }
+        self.bar0_reads.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(v) = st.fifo.read(offset, st.clock_ns) {
             return v;
@@ -316,6 +345,12 @@ impl Gpu {
 
     /// A 32-bit BAR0 write.
     pub fn bar0_write(&self, offset: u64, value: u32) {
+        if self.debug_counter(offset).is_some() {
+            self.bar0_reads.store(0, Ordering::Relaxed);
+            self.bar0_writes.store(0, Ordering::Relaxed);
+            return;
+        }
+        self.bar0_writes.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let mem = self.mem();
         if let Some(kick) = st.fifo.write(offset, value, &mem) {
@@ -366,7 +401,9 @@ impl Gpu {
                 // REPLAY (5:3): replay or cancel stalled accesses.
                 let replay = (value >> 3) & 7;
                 if replay != 0 {
-                    if let Err(e) = st.fifo.replay(replay, va, 7) {
+                    let scope = (value & 2 == 0).then_some(pdb);
+                    let mem = self.mem();
+                    if let Err(e) = st.fifo.replay(replay, va, 7, scope, &mem) {
                         log::warn!("MMU_INVALIDATE: bad REPLAY value ({e:?})");
                     }
                     self.work.notify_all();

@@ -36,7 +36,8 @@ pub const USERMODE_CFG0: u64 = 0x81_0000;
 pub const USERMODE_TIME_0: u64 = 0x81_0080;
 pub const USERMODE_TIME_1: u64 = 0x81_0084;
 pub const NOTIFY_CHANNEL_PENDING: u64 = 0x81_0090;
-/// Model-private: the first channel error since the last clear.
+/// Model-private: the oldest channel error not yet acknowledged (see
+/// `Fifo::errors`); `CHID` reads `u32::MAX` when none is pending.
 pub const RSVM_CHANNEL_ERROR_CHID: u64 = 0xfe_0200;
 pub const RSVM_CHANNEL_ERROR_CODE: u64 = 0xfe_0204;
 pub const RSVM_CHANNEL_ERROR_INFO: u64 = 0xfe_0208;
@@ -91,6 +92,8 @@ pub enum ErrorCode {
     JobFailed = 7,
     /// A replayable fault of the channel was cancelled.
     FaultCancelled = 8,
+    /// A compute access was not naturally aligned (info: its address).
+    Misaligned = 9,
 }
 
 /// Instructions a compute grid retires per scheduling turn.
@@ -215,6 +218,8 @@ enum Stop {
     Blocked,
     Faulted,
     Error(ErrorCode, u32),
+    /// An error whose detail is a 64-bit address.
+    ErrorAt(ErrorCode, u64),
 }
 
 impl From<MemError> for Stop {
@@ -244,7 +249,9 @@ pub struct Fifo {
     preempt: u32,
     /// `NV_PFIFO_SCHED_DISABLE`: bit 0 stops the (one) runlist.
     sched_disable: u32,
-    error: Option<(u32, ErrorCode, u64)>,
+    /// Channel errors not yet acknowledged, oldest first: a channel is in
+    /// it at most once (it runs nothing more until it is unbound).
+    errors: std::collections::VecDeque<(u32, ErrorCode, u64)>,
 }
 
 impl Default for Fifo {
@@ -257,7 +264,7 @@ impl Default for Fifo {
             runlist_base: 0,
             preempt: 0,
             sched_disable: 0,
-            error: None,
+            errors: std::collections::VecDeque::new(),
         }
     }
 }
@@ -302,10 +309,10 @@ impl Fifo {
             USERMODE_CFG0 => USERMODE_CLASS,
             USERMODE_TIME_0 => (now_ns as u32) & !0x1f,
             USERMODE_TIME_1 => (now_ns >> 32) as u32,
-            RSVM_CHANNEL_ERROR_CHID => self.error.map_or(u32::MAX, |e| e.0),
-            RSVM_CHANNEL_ERROR_CODE => self.error.map_or(0, |e| e.1 as u32),
-            RSVM_CHANNEL_ERROR_INFO => self.error.map_or(0, |e| e.2 as u32),
-            RSVM_CHANNEL_ERROR_INFO_HI => self.error.map_or(0, |e| (e.2 >> 32) as u32),
+            RSVM_CHANNEL_ERROR_CHID => self.errors.front().map_or(u32::MAX, |e| e.0),
+            RSVM_CHANNEL_ERROR_CODE => self.errors.front().map_or(0, |e| e.1 as u32),
+            RSVM_CHANNEL_ERROR_INFO => self.errors.front().map_or(0, |e| e.2 as u32),
+            RSVM_CHANNEL_ERROR_INFO_HI => self.errors.front().map_or(0, |e| (e.2 >> 32) as u32),
             _ => return None,
         })
     }
@@ -318,7 +325,10 @@ impl Fifo {
             if !is_ctl {
                 c.inst_reg = v & 0xbfff_ffff;
                 if v & (1 << 31) == 0 {
+                    // Unbound: the channel's state, its pending error
+                    // included, is gone.
                     *c = Channel::default();
+                    self.errors.retain(|e| e.0 as usize != chid);
                 }
                 return Some(false);
             }
@@ -340,8 +350,13 @@ impl Fifo {
         match off {
             PFIFO_INTR_0 => {
                 self.intr &= !v;
+                // Acknowledges the oldest error; the next one keeps the
+                // interrupt pending.
                 if v & PFIFO_INTR_CHANNEL != 0 {
-                    self.error = None;
+                    self.errors.pop_front();
+                    if !self.errors.is_empty() {
+                        self.intr |= PFIFO_INTR_CHANNEL;
+                    }
                 }
             }
             PFIFO_INTR_EN_0 => self.intr_en = v,
@@ -373,7 +388,10 @@ impl Fifo {
         c.seg = None;
         c.hdr = None;
         c.retry = None;
-        self.error.get_or_insert((chid as u32, code, info));
+        let chid = chid as u32;
+        if !self.errors.iter().any(|e| e.0 == chid) {
+            self.errors.push_back((chid, code, info));
+        }
         self.intr |= PFIFO_INTR_CHANNEL;
     }
 
@@ -516,6 +534,10 @@ impl Fifo {
                 self.raise_error(chid, code, info.into());
                 ev.error = true;
             }
+            Stop::ErrorAt(code, info) => {
+                self.raise_error(chid, code, info);
+                ev.error = true;
+            }
         }
         ev
     }
@@ -581,8 +603,17 @@ impl Fifo {
     /// re-issue every stalled access; 3 CANCEL_TARGETED and 4 CANCEL_GLOBAL
     /// fail them all (the model has one GPC client); 5 CANCEL_VA_GLOBAL fails
     /// those at `va`'s page whose access matches `access_type`
-    /// (`MEM_OP_C.ACCESS_TYPE`). A cancelled job puts its channel in error.
-    pub fn replay(&mut self, kind: u32, va: u64, access_type: u32) -> Result<(), ErrorCode> {
+    /// (`MEM_OP_C.ACCESS_TYPE`), in the address space `pdb` only unless it
+    /// is `None` (`ALL_PDB`), as UVM's `cancel_faults_va` targets the
+    /// faulting instance's PDB. A cancelled job puts its channel in error.
+    pub fn replay(
+        &mut self,
+        kind: u32,
+        va: u64,
+        access_type: u32,
+        pdb: Option<Pdb>,
+        mem: &dyn PhysMem,
+    ) -> Result<(), ErrorCode> {
         let matches_access = |a: Access| match access_type {
             0 => a == Access::Read,
             1 => a == Access::Write,
@@ -594,8 +625,12 @@ impl Fifo {
             return Err(ErrorCode::InvalidEncoding);
         }
         for chid in 0..NUM_CHANNELS {
+            if self.channels[chid].compute.stalls().next().is_none() {
+                continue;
+            }
+            let in_scope = kind != 5 || pdb.is_none() || self.pdb(chid, mem).ok().flatten() == pdb;
             let c = &mut self.channels[chid];
-            if c.compute.stalls().next().is_none() {
+            if !in_scope {
                 continue;
             }
             let cancelled = match kind {
@@ -910,6 +945,10 @@ impl Fifo {
                 log::warn!("channel {chid}: compute job failed: {why}");
                 Err(Stop::Error(ErrorCode::JobFailed, m))
             }
+            Run::Misaligned(va) => {
+                log::warn!("channel {chid}: compute: misaligned access at {va:#x}");
+                Err(Stop::ErrorAt(ErrorCode::Misaligned, va))
+            }
         }
     }
 
@@ -1016,7 +1055,8 @@ impl Fifo {
             _ => return Err(Stop::Error(ErrorCode::InvalidEncoding, d)),
         }
         let va = (u64::from(b) << 32) | u64::from(a & 0xffff_f000);
-        self.replay((c >> 2) & 7, va, (c >> 7) & 7)
+        let scope = if all_pdb { None } else { Some(pdb()?) };
+        self.replay((c >> 2) & 7, va, (c >> 7) & 7, scope, env.mem)
             .map_err(|code| Stop::Error(code, c))
     }
 

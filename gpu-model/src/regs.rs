@@ -45,6 +45,14 @@ pub const NV_PBUS_SW_SCRATCH_COUNT: u64 = 64;
 /// `NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE`: local memory size.
 pub const NV_PFB_PRI_MMU_LOCAL_MEMORY_RANGE: u64 = 0x0010_0ce0;
 
+/// Model-private debug counters: BAR0 reads and writes since reset (or
+/// since the last write of any value to either), accesses to these four
+/// registers not counted. LO is bits 31:0, HI bits 63:32.
+pub const RSVM_DEBUG_BAR0_READS_LO: u64 = 0x00fe_0300;
+pub const RSVM_DEBUG_BAR0_READS_HI: u64 = 0x00fe_0304;
+pub const RSVM_DEBUG_BAR0_WRITES_LO: u64 = 0x00fe_0308;
+pub const RSVM_DEBUG_BAR0_WRITES_HI: u64 = 0x00fe_030c;
+
 /// Model-private: write bit 0 to raise the software interrupt.
 pub const RSVM_SWINTR_TRIGGER: u64 = 0x00fe_0100;
 /// Model-private: software interrupt pending (bit 0), write 1 to clear.
