@@ -44,6 +44,9 @@ extern "C" {
  *	diagnostic for leak tests (since uAPI version 3).
  *
  * Version 4 added drm_rsvm_wait.fault_address.
+ * Version 5 added drm_rsvm_wait.result_flags (DRM_RSVM_WAIT_*) and
+ * DRM_RSVM_ERROR_MISALIGNED; faults outside the GPU's virtual address space
+ * are reported as DRM_RSVM_ERROR_FAULT with their whole address.
  */
 #define DRM_RSVM_PARAM_CHIP_ID		0
 #define DRM_RSVM_PARAM_VRAM_SIZE	1
@@ -58,7 +61,7 @@ extern "C" {
 #define DRM_RSVM_PARAM_PT_PAGES		10
 
 /* Bumped whenever an ioctl or parameter is added. */
-#define DRM_RSVM_UAPI_VERSION 4
+#define DRM_RSVM_UAPI_VERSION 5
 
 /* Engines (DRM_RSVM_PARAM_ENGINES). */
 #define DRM_RSVM_ENGINE_COPY		(1 << 0)
@@ -209,6 +212,10 @@ struct drm_rsvm_exec {
 #define DRM_RSVM_ERROR_INVALID_INSTANCE	6
 #define DRM_RSVM_ERROR_JOB_FAILED	7	/* compute: trap, limit */
 #define DRM_RSVM_ERROR_FAULT		8	/* unserviceable GPU fault */
+#define DRM_RSVM_ERROR_MISALIGNED	9	/* compute access not aligned */
+
+/* drm_rsvm_wait.result_flags */
+#define DRM_RSVM_WAIT_FAULT_ADDRESS_VALID	(1 << 0)
 
 /**
  * struct drm_rsvm_wait - argument of DRM_IOCTL_RSVM_WAIT.
@@ -218,9 +225,21 @@ struct drm_rsvm_exec {
  * before it completed; @error and @error_info say why (for
  * DRM_RSVM_ERROR_FAULT, @error_info is the faulting page's address >> 12,
  * bits 43:12 only, and @fault_address the whole address of that page, since
- * uAPI version 4). A stopped channel runs no more jobs; other channels and
- * processes are unaffected. -EINVAL for a flag, a pad, a negative timeout or
- * a @seqno not yet submitted; -ENOENT for an unknown channel.
+ * uAPI version 4). A stopped channel runs no more jobs (EXEC on it fails
+ * with -EIO); other channels and processes are unaffected. Every channel an
+ * error stops reports its own error, however many stop at once. -EINVAL for
+ * a flag, a pad, a negative timeout or a @seqno not yet submitted; -ENOENT
+ * for an unknown channel.
+ *
+ * DRM_RSVM_ERROR_FAULT: a GPU access the kernel could not serve: no SVM
+ * range, no CPU mapping, a write to read-only memory, the kernel's own
+ * addresses, or an address outside the GPU's virtual address space (at or
+ * above 2^DRM_RSVM_PARAM_VA_BITS, whatever its upper bits). Such an access
+ * fails its job at once. DRM_RSVM_ERROR_MISALIGNED: a compute load, store
+ * or atomic whose address is not a multiple of its size (@fault_address is
+ * that address, not page-aligned). DRM_RSVM_ERROR_JOB_FAILED: any other
+ * compute exception (illegal instruction, ebreak, the instruction limit).
+ *
  *
  * @channel: in, a channel handle.
  * @flags: in, must be zero.
@@ -229,9 +248,14 @@ struct drm_rsvm_exec {
  * @error: out, a DRM_RSVM_ERROR_* (DRM_RSVM_ERROR_NONE unless -EIO).
  * @error_info: out, detail of @error.
  * @fault_address: out, for DRM_RSVM_ERROR_FAULT the page-aligned GPU virtual
- *	address that could not be served, else 0 (since uAPI version 4; a
- *	caller built against an older header passes the shorter structure and
- *	does not get it).
+ *	address that could not be served, for DRM_RSVM_ERROR_MISALIGNED the
+ *	address of the access, else 0 (since uAPI version 4; a caller built
+ *	against an older header passes the shorter structure and does not get
+ *	it).
+ * @result_flags: out, DRM_RSVM_WAIT_FAULT_ADDRESS_VALID when @fault_address
+ *	holds an address (so a fault at page 0 is told apart from no fault),
+ *	else 0 (since uAPI version 5).
+ * @pad: must be zero.
  */
 struct drm_rsvm_wait {
 	__u32 channel;
@@ -241,6 +265,8 @@ struct drm_rsvm_wait {
 	__u32 error;
 	__u32 error_info;
 	__u64 fault_address;
+	__u32 result_flags;
+	__u32 pad;
 };
 
 #define DRM_RSVM_GET_PARAM		0x00

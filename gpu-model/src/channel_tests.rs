@@ -1332,3 +1332,16 @@ fn debug_counters_count_bar0_accesses() {
     assert_eq!(r.gpu.bar0_read(RSVM_DEBUG_BAR0_READS_HI), 0);
     assert_eq!(r.gpu.bar0_accesses(), (2, 1), "reading them is not counted");
 }
+
+#[test]
+fn unbinding_a_channel_drops_its_pending_error_and_the_interrupt() {
+    let mut r = Rig::new(1);
+    r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
+    r.submit(0, &m(GR_SUBCH, 0x2fc, 1));
+    assert!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PFIFO != 0);
+    r.gpu
+        .bar0_write(PCCSR_CHANNEL_INST + 8 * u64::from(r.chans[0].chid), 0);
+    assert_eq!(r.gpu.bar0_read(RSVM_CHANNEL_ERROR_CHID), u32::MAX);
+    // Nothing left to acknowledge: a later error must be a new edge.
+    assert_eq!(r.gpu.bar0_read(NV_PMC_INTR_0) & PMC_INTR_PFIFO, 0);
+}

@@ -329,6 +329,9 @@ impl Fifo {
                     // included, is gone.
                     *c = Channel::default();
                     self.errors.retain(|e| e.0 as usize != chid);
+                    if self.errors.is_empty() {
+                        self.intr &= !PFIFO_INTR_CHANNEL;
+                    }
                 }
                 return Some(false);
             }
@@ -379,6 +382,55 @@ impl Fifo {
             _ => return None,
         }
         Some(false)
+    }
+
+    /// Logs the state of every bound channel (`RSVM_DEBUG_DUMP`).
+    pub fn dump(&self, mem: &dyn PhysMem, tlb: &Tlb) {
+        log::warn!(
+            "dump: intr {:#x} errors {:?} tlb entries {}",
+            self.intr,
+            self.errors,
+            tlb.len()
+        );
+        for (chid, c) in self.channels.iter().enumerate() {
+            if c.inst_reg & (1 << 31) == 0 {
+                continue;
+            }
+            let put = c.userd.map(|u| mem.read_u32(u.offset(0x8c)));
+            log::warn!(
+                "dump: ch {chid}: inst {:#x} en {} rl {} kicked {} blocked {} replay_wait {} \
+                 eng_f {} pb_f {} error {:?} gp_get {} gp_put {:?} seg {:?} hdr {} retry {:?} \
+                 stalls {} pdb {:?}",
+                c.inst_reg,
+                c.enabled,
+                c.in_runlist,
+                c.kicked,
+                c.blocked,
+                c.replay_wait,
+                c.eng_faulted,
+                c.pbdma_faulted,
+                c.error,
+                c.gp_get,
+                put,
+                c.seg,
+                c.hdr.is_some(),
+                c.retry,
+                c.compute.stalls().count(),
+                self.pdb(chid, mem),
+            );
+            // The kernel window: what the TLB has against a fresh walk.
+            if let (Some(inst), Ok(Some(pdb))) = (self.inst(chid), self.pdb(chid, mem)) {
+                let lo = mem.read_u32(inst.offset(0x48)).unwrap_or(0);
+                let hi = mem.read_u32(inst.offset(0x4c)).unwrap_or(0);
+                let gp = (u64::from(hi & 0xff) << 32) | u64::from(lo & !7);
+                for off in [0u64, 0x1000, 0x1_0000, 0x1_4000] {
+                    let va = gp + off;
+                    let cached = tlb.peek(pdb, va).map(|t| t.resolve(va));
+                    let walked = crate::mmu::walk(mem, pdb, va).ok().map(|t| t.resolve(va));
+                    log::warn!("dump: ch {chid}: va {va:#x}: tlb {cached:?} walk {walked:?}");
+                }
+            }
+        }
     }
 
     fn raise_error(&mut self, chid: usize, code: ErrorCode, info: u64) {

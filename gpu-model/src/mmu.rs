@@ -365,6 +365,13 @@ impl Tlb {
         }
     }
 
+    /// The cached translation of `va`, if any (diagnostics).
+    pub fn peek(&self, pdb: Pdb, va: u64) -> Option<Translation> {
+        [SZ_4K, SZ_64K, SZ_2M]
+            .iter()
+            .find_map(|&size| self.entries.get(&(pdb, va & !(size - 1), size)).copied())
+    }
+
     /// Number of cached translations.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -53,6 +53,10 @@ pub const RSVM_DEBUG_BAR0_READS_HI: u64 = 0x00fe_0304;
 pub const RSVM_DEBUG_BAR0_WRITES_LO: u64 = 0x00fe_0308;
 pub const RSVM_DEBUG_BAR0_WRITES_HI: u64 = 0x00fe_030c;
 
+/// Model-private debug aid: any write logs the state of every bound
+/// channel (at warn level, in the model's log).
+pub const RSVM_DEBUG_DUMP: u64 = 0x00fe_0310;
+
 /// Model-private: write bit 0 to raise the software interrupt.
 pub const RSVM_SWINTR_TRIGGER: u64 = 0x00fe_0100;
 /// Model-private: software interrupt pending (bit 0), write 1 to clear.

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -243,7 +244,8 @@ int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
 	if (error)
 		*error = w.error;
 	if (info)
-		*info = w.error == DRM_RSVM_ERROR_FAULT ? w.fault_address : w.error_info;
+		*info = w.result_flags & DRM_RSVM_WAIT_FAULT_ADDRESS_VALID ? w.fault_address :
+								      w.error_info;
 	return ret;
 }
 
@@ -385,4 +387,47 @@ void rsvm_free_tree(struct rsvm_tree *t)
 	rsvm_free_tree(t->left);
 	rsvm_free_tree(t->right);
 	free(t);
+}
+
+int rsvm_bar0_write(uint32_t offset, uint32_t value)
+{
+	char addr[64], path[128];
+	uint32_t *bar;
+	int f;
+
+	if (!rsvm_pci_address(addr, sizeof(addr)))
+		return -ENODEV;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", addr);
+	f = open(path, O_RDWR | O_SYNC);
+	if (f < 0)
+		return -errno;
+	bar = mmap(NULL, offset + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	close(f);
+	if (bar == MAP_FAILED)
+		return -errno;
+	/* One 32-bit store, as MMIO needs it. */
+	__atomic_store_n(&bar[offset / 4], value, __ATOMIC_SEQ_CST);
+	munmap(bar, offset + 4096);
+	return 0;
+}
+
+int rsvm_bar0_read(uint32_t offset, uint32_t *value)
+{
+	char addr[64], path[128];
+	uint32_t *bar;
+	int f;
+
+	if (!rsvm_pci_address(addr, sizeof(addr)))
+		return -ENODEV;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", addr);
+	f = open(path, O_RDONLY | O_SYNC);
+	if (f < 0)
+		return -errno;
+	bar = mmap(NULL, offset + 4096, PROT_READ, MAP_SHARED, f, 0);
+	close(f);
+	if (bar == MAP_FAILED)
+		return -errno;
+	*value = __atomic_load_n(&bar[offset / 4], __ATOMIC_SEQ_CST);
+	munmap(bar, offset + 4096);
+	return 0;
 }

@@ -30,6 +30,15 @@ int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int rsvm_kmemleak(const char *cmd);
 int rsvm_kmemleak_leaks(void);
+/*
+ * A 32-bit access to BAR0 of the rsvm device through sysfs (resource0), for
+ * the model's debug registers; 0 or -errno.
+ */
+#define RSVM_DEBUG_BAR0_READS_LO	0xfe0300
+#define RSVM_DEBUG_BAR0_WRITES_LO	0xfe0308
+#define RSVM_DEBUG_DUMP			0xfe0310
+int rsvm_bar0_write(uint32_t offset, uint32_t value);
+int rsvm_bar0_read(uint32_t offset, uint32_t *value);
 /* PCI address of the rsvm device ("0000:00:03.0"), from sysfs. */
 const char *rsvm_pci_address(char *buf, size_t len);
 
@@ -44,8 +53,8 @@ int rsvm_exec(int fd, uint32_t channel, const uint32_t *push, uint32_t dwords,
 	      uint64_t *seqno);
 /*
  * On -EIO, *error and *info (if not NULL) say why the channel stopped: for
- * DRM_RSVM_ERROR_FAULT *info is the faulting page's address, else the
- * error's detail.
+ * DRM_RSVM_ERROR_FAULT *info is the faulting page's address, for
+ * DRM_RSVM_ERROR_MISALIGNED the access's address, else the error's detail.
  */
 int rsvm_wait(int fd, uint32_t channel, uint64_t seqno, int64_t timeout_ns,
 	      uint32_t *error, uint64_t *info);

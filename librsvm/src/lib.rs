@@ -72,6 +72,8 @@ pub enum ErrorCode {
     JobFailed,
     /// An unserviceable GPU fault; the info is the page's address >> 12.
     Fault,
+    /// A compute access whose address is not a multiple of its size.
+    Misaligned,
     /// A code newer than this library.
     Other(u32),
 }
@@ -87,6 +89,7 @@ impl ErrorCode {
             uapi::DRM_RSVM_ERROR_INVALID_INSTANCE => Self::InvalidInstance,
             uapi::DRM_RSVM_ERROR_JOB_FAILED => Self::JobFailed,
             uapi::DRM_RSVM_ERROR_FAULT => Self::Fault,
+            uapi::DRM_RSVM_ERROR_MISALIGNED => Self::Misaligned,
             v => Self::Other(v),
         }
     }
@@ -98,26 +101,24 @@ pub enum JobError {
     /// Not done within the timeout; the job may still complete.
     Timeout,
     /// The channel stopped on an error before the job completed; it runs
-    /// no more jobs. For [`ErrorCode::Fault`], `fault_address` is the page
-    /// the GPU could not access.
+    /// no more jobs. `fault_address` is the page the GPU could not access
+    /// ([`ErrorCode::Fault`]) or the misaligned address
+    /// ([`ErrorCode::Misaligned`]), `None` for other errors.
     Stopped {
         code: ErrorCode,
         info: u32,
-        fault_address: u64,
+        fault_address: Option<u64>,
     },
     /// The ioctl itself failed.
     Os(io::Error),
 }
 
 impl JobError {
-    /// For [`ErrorCode::Fault`]: the faulting GPU virtual address's page.
+    /// The faulting page ([`ErrorCode::Fault`]) or misaligned address
+    /// ([`ErrorCode::Misaligned`]).
     pub fn fault_address(&self) -> Option<u64> {
         match self {
-            Self::Stopped {
-                code: ErrorCode::Fault,
-                fault_address,
-                ..
-            } => Some(*fault_address),
+            Self::Stopped { fault_address, .. } => *fault_address,
             _ => None,
         }
     }
@@ -131,10 +132,13 @@ impl fmt::Display for JobError {
                 code,
                 info,
                 fault_address,
-            } => write!(
-                f,
-                "channel stopped: {code:?} (info {info:#x}, fault address {fault_address:#x})"
-            ),
+            } => match fault_address {
+                Some(a) => write!(
+                    f,
+                    "channel stopped: {code:?} (info {info:#x}, address {a:#x})"
+                ),
+                None => write!(f, "channel stopped: {code:?} (info {info:#x})"),
+            },
             Self::Os(e) => write!(f, "{e}"),
         }
     }
@@ -374,7 +378,8 @@ impl Channel<'_> {
                 Some(libc::EIO) => JobError::Stopped {
                     code: ErrorCode::from_raw(a.error),
                     info: a.error_info,
-                    fault_address: a.fault_address,
+                    fault_address: (a.result_flags & uapi::DRM_RSVM_WAIT_FAULT_ADDRESS_VALID != 0)
+                        .then_some(a.fault_address),
                 },
                 _ => JobError::Os(e),
             }),

@@ -226,6 +226,6 @@ mod tests {
             ioc(1, 1, size_of::<uapi::drm_rsvm_svm_bind>())
         );
         assert_eq!(uapi::DRM_IOCTL_RSVM_EXEC, ioc(3, 4, 32));
-        assert_eq!(uapi::DRM_IOCTL_RSVM_WAIT, ioc(3, 5, 40));
+        assert_eq!(uapi::DRM_IOCTL_RSVM_WAIT, ioc(3, 5, 48));
     }
 }

@@ -2,6 +2,13 @@
 
 #include <linux/hmm.h>
 #include <linux/mmu_notifier.h>
+#include <linux/sched/signal.h>
+
+/* For long walks of kernel::mm::hmm (a device's populate of a huge range). */
+__rust_helper bool rust_helper_fatal_signal_pending(struct task_struct *p)
+{
+	return fatal_signal_pending(p);
+}
 
 #ifdef CONFIG_MMU_NOTIFIER
 __rust_helper void rust_helper_mmu_interval_set_seq(struct mmu_interval_notifier *interval_sub,

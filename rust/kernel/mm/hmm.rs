@@ -18,7 +18,11 @@ use crate::{
     bindings,
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
-    mm::mmu_notifier::{IntervalNotifier, IntervalNotifierOps, ReadSeq},
+    mm::{
+        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, ReadSeq},
+        virt::VmaRef,
+        MmWithUser,
+    },
     page::PAGE_SIZE,
     prelude::*,
     time::Jiffies,
@@ -108,9 +112,62 @@ impl PageState {
 pub struct Range<'a, T: IntervalNotifierOps> {
     notifier: &'a IntervalNotifier<T>,
     start: usize,
+    buf: Buf<'a>,
+    owner: *mut c_void,
+}
+
+/// Storage for the per-page requests and results of [`Range`]s, kept by a
+/// caller that serves many ranges (a device's fault handler) so that a
+/// range of up to its capacity allocates nothing: see [`Range::new_in`].
+pub struct PfnBuf {
     requests: KVVec<Request>,
     pfns: KVVec<c_ulong>,
-    owner: *mut c_void,
+}
+
+impl PfnBuf {
+    /// Room for ranges of up to `pages` pages.
+    pub fn new(pages: usize) -> Result<Self> {
+        Ok(Self {
+            requests: KVVec::with_capacity(pages, GFP_KERNEL)?,
+            pfns: KVVec::with_capacity(pages, GFP_KERNEL)?,
+        })
+    }
+
+    /// Sizes the buffer for `n` pages, each asking for `request`; allocates
+    /// only past the capacity.
+    fn reset(&mut self, n: usize, request: Request) -> Result {
+        self.requests.clear();
+        self.requests.extend_with(n, request, GFP_KERNEL)?;
+        self.pfns.clear();
+        self.pfns.extend_with(n, 0, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+/// A [`Range`]'s storage: its own, or a caller's [`PfnBuf`].
+enum Buf<'a> {
+    Owned(PfnBuf),
+    Borrowed(&'a mut PfnBuf),
+}
+
+impl core::ops::Deref for Buf<'_> {
+    type Target = PfnBuf;
+
+    fn deref(&self) -> &PfnBuf {
+        match self {
+            Self::Owned(b) => b,
+            Self::Borrowed(b) => b,
+        }
+    }
+}
+
+impl core::ops::DerefMut for Buf<'_> {
+    fn deref_mut(&mut self) -> &mut PfnBuf {
+        match self {
+            Self::Owned(b) => b,
+            Self::Borrowed(b) => b,
+        }
+    }
 }
 
 impl<'a, T: IntervalNotifierOps> Range<'a, T> {
@@ -122,29 +179,50 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
         end: usize,
         request: Request,
     ) -> Result<Self> {
+        let n = Self::page_count(notifier, start, end)?;
+        let mut buf = PfnBuf::new(n)?;
+        buf.reset(n, request)?;
+        Ok(Self {
+            notifier,
+            start,
+            buf: Buf::Owned(buf),
+            owner: core::ptr::null_mut(),
+        })
+    }
+
+    /// The same as [`Self::new`], in `buf`: nothing is allocated if the
+    /// range fits its capacity.
+    pub fn new_in(
+        notifier: &'a IntervalNotifier<T>,
+        start: usize,
+        end: usize,
+        request: Request,
+        buf: &'a mut PfnBuf,
+    ) -> Result<Self> {
+        let n = Self::page_count(notifier, start, end)?;
+        buf.reset(n, request)?;
+        Ok(Self {
+            notifier,
+            start,
+            buf: Buf::Borrowed(buf),
+            owner: core::ptr::null_mut(),
+        })
+    }
+
+    /// Pages of `[start, end)`, checked against the notifier's range.
+    fn page_count(notifier: &IntervalNotifier<T>, start: usize, end: usize) -> Result<usize> {
         if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
             return Err(EINVAL);
         }
         if !notifier.covers(start, end) {
             return Err(ERANGE);
         }
-        let n = (end - start) / PAGE_SIZE;
-        let mut requests = KVVec::with_capacity(n, GFP_KERNEL)?;
-        requests.extend_with(n, request, GFP_KERNEL)?;
-        let mut pfns = KVVec::with_capacity(n, GFP_KERNEL)?;
-        pfns.extend_with(n, 0, GFP_KERNEL)?;
-        Ok(Self {
-            notifier,
-            start,
-            requests,
-            pfns,
-            owner: core::ptr::null_mut(),
-        })
+        Ok((end - start) / PAGE_SIZE)
     }
 
     /// Changes what page `index` asks for.
     pub fn set_request(&mut self, index: usize, request: Request) -> Result {
-        *self.requests.get_mut(index).ok_or(EINVAL)? = request;
+        *self.buf.requests.get_mut(index).ok_or(EINVAL)? = request;
         Ok(())
     }
 
@@ -156,12 +234,12 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
 
     /// Number of pages.
     pub fn len(&self) -> usize {
-        self.pfns.len()
+        self.buf.pfns.len()
     }
 
     /// Whether the range has no page (never: `new` refuses that).
     pub fn is_empty(&self) -> bool {
-        self.pfns.is_empty()
+        self.buf.pfns.is_empty()
     }
 
     /// Faults and snapshots the range as requested. Retries internally while
@@ -171,15 +249,17 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
     /// request to a read-only mapping, `EBUSY` on timeout, `EINTR` on a
     /// fatal signal.
     pub fn fault(&mut self, timeout: Jiffies) -> Result<ReadSeq> {
-        for (pfn, req) in self.pfns.iter_mut().zip(self.requests.iter()) {
+        let len = self.len();
+        let buf = &mut *self.buf;
+        for (pfn, req) in buf.pfns.iter_mut().zip(buf.requests.iter()) {
             *pfn = req.flags();
         }
         let mut range = bindings::hmm_range {
             notifier: self.notifier.raw(),
             notifier_seq: 0,
             start: self.start as c_ulong,
-            end: (self.start + self.len() * PAGE_SIZE) as c_ulong,
-            hmm_pfns: self.pfns.as_mut_ptr(),
+            end: (self.start + len * PAGE_SIZE) as c_ulong,
+            hmm_pfns: buf.pfns.as_mut_ptr(),
             default_flags: 0,
             // Per-page requests: all of each input entry counts.
             pfn_flags_mask: c_ulong::MAX,
@@ -194,13 +274,38 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
 
     /// The state of each page, in order, after the last [`Self::fault`].
     pub fn pages(&self) -> impl Iterator<Item = PageState> + '_ {
-        self.pfns.iter().map(|&p| PageState(p))
+        self.buf.pfns.iter().map(|&p| PageState(p))
     }
 
     /// The state of page `index`.
     pub fn page(&self, index: usize) -> Option<PageState> {
-        self.pfns.get(index).map(|&p| PageState(p))
+        self.buf.pfns.get(index).map(|&p| PageState(p))
     }
+}
+
+/// The part of `[start, end)` that the first VMA at or after `start`
+/// covers, or `None` if no VMA of `mm` intersects `[start, end)`: a walk
+/// over a sparse address space visits only what is mapped.
+pub fn next_mapped(mm: &MmWithUser, start: usize, end: usize) -> Option<(usize, usize)> {
+    let _lock = mm.mmap_read_lock();
+    // SAFETY: `mm` is a live address space with users and its mmap lock is
+    // held, as `find_vma` requires.
+    let vma = unsafe { bindings::find_vma(mm.as_raw(), start as c_ulong) };
+    if vma.is_null() {
+        return None;
+    }
+    // SAFETY: `find_vma` returned a VMA of `mm`, which stays valid while
+    // the mmap read lock (`_lock`) is held; it is only read here.
+    let vma = unsafe { VmaRef::from_raw(vma) };
+    let (s, e) = (vma.start().max(start), vma.end().min(end));
+    (s < e).then_some((s, e))
+}
+
+/// Whether the current task has a fatal signal pending: a long walk (a
+/// device's populate of a huge range) stops when its process is killed.
+pub fn fatal_signal_pending() -> bool {
+    // SAFETY: `current` is always a valid task.
+    unsafe { bindings::fatal_signal_pending(crate::task::Task::current_raw()) }
 }
 
 /// Maps `pages` anonymous read-write pages into a user address space

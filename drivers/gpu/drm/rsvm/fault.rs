@@ -1,31 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The MMU fault buffers (`dev_mmu_fault.ref`, `pri_mmu_hub.ref`) and their
-//! service.
+//! The MMU fault buffers (`dev_mmu_fault.ref`, `pri_mmu_hub.ref`): drained
+//! by the interrupt thread, each fault handed to the worker of the VM whose
+//! channel took it.
 //!
-//! Buffer 1 takes replayable faults: compute accesses stall, their faults
-//! are drained in batches of up to [`BATCH`], sorted and deduplicated by
-//! page, served through the faulting VM's mirror, and then replayed with one
-//! `REPLAY_START`; the pages that cannot be served (no SVM range, no CPU
-//! mapping, a write to read-only memory, the kernel's addresses) are
-//! cancelled first, which fails the job on its channel. Buffer 0 takes the
-//! non-replayable faults of the copy engine and of host semaphores ("fault
-//! and switch"): the page is served and the unit restarted by clearing
-//! `ENG_FAULTED`/`PBDMA_FAULTED`, or the channel is stopped with an error.
+//! The thread never serves a fault itself, so a fault that waits (in a
+//! userfaultfd handler, on I/O, behind another process's mmap lock) holds up
+//! only its own VM: every VM has its own queue and work item (see
+//! `hmm::Vm::serve_faults`), and VMs are served in parallel on the unbound
+//! workqueue. Buffer 1 takes replayable faults (compute: the access stalls
+//! until a replay), buffer 0 non-replayable ones (the copy engine and host
+//! semaphores: "fault and switch", the channel waits for `*_FAULTED` to be
+//! cleared).
 //!
-//! Both run in the interrupt thread, in process context: a fault may sleep
-//! in `hmm_range_fault`.
+//! `GET` is kept in software: a pass reads packets from memory while their
+//! `VALID` bit is set (the device writes it last), clears it, and writes
+//! `GET` once. Nothing is read over BAR0 here. After each `GET` write the
+//! thread looks again, because faults that arrived before it do not send a
+//! new interrupt (see `Gpu::handle_interrupt`).
+//!
+//! Locks: the FIFO lock (instance block -> channel, VM) is taken once per
+//! pass, then each VM's queue lock; the drain state is the thread's own.
 
 use kernel::{
     io::{register::Array, Io},
-    pci,
+    new_mutex, pci,
     prelude::*,
-    sync::Arc,
-    uapi,
+    sync::{Arc, Mutex},
 };
 
 use crate::{
-    gpu::{Bar0, Gpu, Hw, Replay},
+    gpu::Hw,
+    hmm::{SvmFault, Vm},
     mem::DmaBuf,
     regs,
 };
@@ -44,7 +50,7 @@ const FAULT_PDE: u32 = 0;
 const FAULT_PTE: u32 = 2;
 const FAULT_RO: u32 = 6;
 
-/// One decoded fault packet, as the mirror needs it.
+/// One decoded fault packet.
 #[derive(Clone, Copy, Debug)]
 struct Fault {
     inst: u64,
@@ -52,8 +58,8 @@ struct Fault {
     /// Needs a writable page: a write or atomic access, or any access to a
     /// read-only PTE.
     write: bool,
-    /// Not a missing or read-only mapping (privilege, aperture, kind...):
-    /// no mirror can serve it.
+    /// Not a missing or read-only mapping (privilege, aperture, an address
+    /// outside the VA space...): no mirror can serve it.
     fatal: bool,
 }
 
@@ -70,10 +76,20 @@ impl Fault {
     }
 }
 
+/// What the interrupt thread keeps between passes.
+struct Drain {
+    /// Software `GET` of each buffer.
+    get: [u32; 2],
+    /// Packets of the current pass, and the VMs they go to: allocated once.
+    packets: KVec<(Fault, bool)>,
+    vms: KVec<Arc<Vm>>,
+}
+
 /// The two fault buffers, in coherent system memory.
 pub(crate) struct FaultBuffers {
     hw: Arc<Hw>,
     bufs: [DmaBuf; 2],
+    drain: Pin<KBox<Mutex<Drain>>>,
 }
 
 impl FaultBuffers {
@@ -111,146 +127,94 @@ impl FaultBuffers {
             Ok(())
         })
         .ok_or(ENODEV)??;
+        let drain = Drain {
+            get: [0; 2],
+            packets: KVec::with_capacity(2 * BATCH, GFP_KERNEL)?,
+            vms: KVec::with_capacity(2 * BATCH, GFP_KERNEL)?,
+        };
         Ok(Self {
             hw: hw.clone(),
             bufs,
+            drain: KBox::pin_init(new_mutex!(drain), GFP_KERNEL)?,
         })
     }
 
-    fn get_put(bar: &Bar0<'_>, i: usize) -> Option<(u32, u32)> {
-        let get = bar.read(regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::try_at(i)?);
-        let put = bar.read(regs::NV_PFB_PRI_MMU_FAULT_BUFFER_PUT::try_at(i)?);
-        Some((u32::from(get.ptr()), u32::from(put.ptr())))
-    }
-
-    /// Whether either buffer holds unserved faults.
-    pub(crate) fn pending(&self, hw: &Hw) -> bool {
-        hw.regs(|bar| {
-            [NON_REPLAYABLE, REPLAYABLE]
-                .iter()
-                .any(|&i| Self::get_put(bar, i).is_some_and(|(g, p)| g != p))
-        })
-        .unwrap_or(false)
-    }
-
-    /// Takes up to `max` packets from buffer `i` and advances `GET`.
-    fn drain(&self, i: usize, max: usize) -> Result<KVec<Fault>> {
-        let mut out = KVec::new();
-        let Some((mut get, put)) = self.hw.regs(|bar| Self::get_put(bar, i)).flatten() else {
-            return Ok(out);
-        };
+    /// Takes up to [`BATCH`] published packets of buffer `i` into `out`;
+    /// returns the new `GET` if it moved.
+    fn take(&self, i: usize, get: u32, out: &mut KVec<(Fault, bool)>) -> Option<u32> {
         let buf = &self.bufs[i];
-        while get != put && out.len() < max {
-            let at = get as usize * PACKET;
-            let mut d = [0u32; 8];
-            d[7] = buf.read32(at + 28);
-            if d[7] & (1 << 31) == 0 {
+        let mut at = get;
+        for _ in 0..BATCH {
+            let off = at as usize * PACKET;
+            let last = buf.read32(off + 28);
+            if last & (1 << 31) == 0 {
                 break; // not yet published
             }
+            let mut d = [0u32; 8];
+            d[7] = last;
             for (k, w) in d.iter_mut().enumerate().take(7) {
-                *w = buf.read32(at + 4 * k);
+                *w = buf.read32(off + 4 * k);
             }
-            buf.write32(at + 28, 0);
-            out.push(Fault::decode(&d), GFP_KERNEL)?;
-            get = (get + 1) % ENTRIES;
-        }
-        self.hw.regs(|bar| {
-            if let Some(loc) = regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::try_at(i) {
-                if let Ok(v) = regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::zeroed().try_with_ptr(get) {
-                    bar.write(loc, v);
-                }
-            }
-        });
-        Ok(out)
-    }
-
-    /// Serves one fault through the mirror of the VM whose channel took it
-    /// (the mirror flushes the TLB). Returns the channel id and whether the
-    /// fault was served; `None` if no channel has that instance block.
-    fn serve(gpu: &Gpu<'_>, f: &Fault) -> Option<(u32, bool)> {
-        let (chid, vm) = gpu.hw.fifo.lock().lookup(f.inst)?;
-        let ok = !f.fatal && vm.handle_fault(gpu.pdev.as_ref(), f.va, f.write).is_ok();
-        Some((chid, ok))
-    }
-
-    /// Drains and serves both buffers until they are empty.
-    pub(crate) fn service(&self, gpu: &Gpu<'_>) {
-        loop {
-            let replayable = self.service_replayable(gpu);
-            let non_replayable = self.service_non_replayable(gpu);
-            if !replayable && !non_replayable {
+            buf.write32(off + 28, 0);
+            if out
+                .push_within_capacity((Fault::decode(&d), i == REPLAYABLE))
+                .is_err()
+            {
                 break;
             }
+            at = (at + 1) % ENTRIES;
         }
+        (at != get).then_some(at)
     }
 
-    /// One batch of replayable faults; returns whether there was any.
-    fn service_replayable(&self, gpu: &Gpu<'_>) -> bool {
-        let Ok(mut batch) = self.drain(REPLAYABLE, BATCH) else {
-            return false;
-        };
-        if batch.is_empty() {
+    /// One pass over both buffers: takes what is published, moves `GET`,
+    /// and queues each fault on its VM's worker. Returns whether there was
+    /// any fault.
+    pub(crate) fn service(&self, hw: &Hw) -> bool {
+        let mut guard = self.drain.lock();
+        let d = &mut *guard;
+        d.packets.clear();
+        for i in [REPLAYABLE, NON_REPLAYABLE] {
+            let Some(get) = self.take(i, d.get[i], &mut d.packets) else {
+                continue;
+            };
+            d.get[i] = get;
+            hw.regs(|bar| {
+                if let (Some(loc), Ok(v)) = (
+                    regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::try_at(i),
+                    regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::zeroed().try_with_ptr(get),
+                ) {
+                    bar.write(loc, v);
+                }
+            });
+        }
+        if d.packets.is_empty() {
             return false;
         }
-        // Sort by address space and page, then fold duplicates: a page that
-        // is both read and written is served once, for writing.
-        batch.sort_unstable_by_key(|f| (f.inst, f.va));
-        let mut unique: KVec<Fault> = KVec::new();
-        for f in batch.iter() {
-            match unique.last_mut() {
-                Some(u) if u.inst == f.inst && u.va == f.va => {
-                    u.write |= f.write;
-                    u.fatal |= f.fatal;
-                }
-                _ => {
-                    if unique.push(*f, GFP_KERNEL).is_err() {
-                        break;
-                    }
+        {
+            let fifo = hw.fifo.lock();
+            for &(f, replayable) in d.packets.iter() {
+                // A channel destroyed since: nothing waits for this fault.
+                let Some((chid, vm)) = fifo.lookup(f.inst) else {
+                    continue;
+                };
+                vm.queue_fault(SvmFault {
+                    chid,
+                    va: f.va,
+                    write: f.write,
+                    fatal: f.fatal,
+                    replayable,
+                });
+                if !d.vms.iter().any(|v| Arc::ptr_eq(v, &vm)) {
+                    // Room for one VM per packet was reserved.
+                    let _ = d.vms.push_within_capacity(vm);
                 }
             }
         }
-        for f in unique.iter() {
-            if !matches!(Self::serve(gpu, f), Some((_, true))) {
-                // Fails the job stalled there; its channel reports
-                // DRM_RSVM_ERROR_FAULT.
-                self.hw.invalidate_tlb(0, f.va, Replay::CancelVaGlobal);
-            }
+        for vm in d.vms.drain_all() {
+            Vm::schedule(vm);
         }
-        self.hw.invalidate_tlb(0, 0, Replay::Start);
         true
-    }
-
-    /// The copy engine's faults; returns whether there was any.
-    fn service_non_replayable(&self, gpu: &Gpu<'_>) -> bool {
-        let Ok(batch) = self.drain(NON_REPLAYABLE, BATCH) else {
-            return false;
-        };
-        for f in batch.iter() {
-            let Some((chid, ok)) = Self::serve(gpu, f) else {
-                continue;
-            };
-            let Some(loc) = regs::NV_PCCSR_CHANNEL::try_at(chid as usize) else {
-                continue;
-            };
-            if ok {
-                // Restart: the same launch or semaphore runs again.
-                self.hw.regs(|bar| {
-                    // An engine fault stopped the engine, a host (semaphore)
-                    // fault the PBDMA: writing 1 resets either.
-                    let reset = regs::NV_PCCSR_CHANNEL::zeroed()
-                        .with_eng_faulted(true)
-                        .with_pbdma_faulted(true);
-                    bar.write(loc, reset);
-                });
-            } else {
-                self.hw.regs(|bar| {
-                    bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_enable_clr(true));
-                });
-                self.hw
-                    .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va >> 12);
-            }
-        }
-        !batch.is_empty()
     }
 }
 

@@ -13,11 +13,11 @@
 
 use kernel::{
     device::{Bound, Device},
-    io::{poll::read_poll_timeout, register::Array, Io},
+    io::{register::Array, Io},
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
-    time::{msecs_to_jiffies, Delta},
+    time::msecs_to_jiffies,
     uapi,
 };
 
@@ -30,6 +30,11 @@ use crate::{
 
 /// Channels the host has.
 pub(crate) const NUM_CHANNELS: usize = 512;
+/// Channels one VM (one open file) may have.
+pub(crate) const MAX_CHANNELS_PER_VM: usize = uapi::DRM_RSVM_MAX_CHANNELS_PER_FILE as usize;
+/// Reads of `NV_PFIFO_PREEMPT` before a preempt that has not completed is
+/// reported (the model completes it at once).
+const PREEMPT_POLLS: usize = 1000;
 
 /// GPU virtual addresses the kernel keeps for channel rings and fences:
 /// the top 4 GiB of the 40-bit range that GPFIFO and semaphore addresses
@@ -437,13 +442,15 @@ impl Channel {
 #[pinned_drop]
 impl PinnedDrop for Channel {
     fn drop(self: Pin<&mut Self>) {
+        // Stopped and off the runlist, but the id stays taken: a channel
+        // made with it now would map its ring where this one's still is.
         {
             let mut fifo = self.hw.fifo.lock();
             let was_live = fifo
                 .chans
                 .get_mut(self.chid as usize)
-                .and_then(Option::take)
-                .is_some_and(|e| e.live);
+                .and_then(Option::as_mut)
+                .is_some_and(|e| core::mem::replace(&mut e.live, false));
             self.hw.regs(|bar| {
                 stop_channel(bar, self.chid);
                 if was_live {
@@ -451,25 +458,32 @@ impl PinnedDrop for Channel {
                 }
             });
         }
+        // Unmapped and flushed from the TLB: only now may the id be reused.
         self.vm.unmap_kernel(self.kva(), CHANNEL_VA_STRIDE);
+        if let Some(e) = self.hw.fifo.lock().chans.get_mut(self.chid as usize) {
+            *e = None;
+        }
+    }
+}
+
+/// Disables a channel and preempts it off the engines, without sleeping
+/// (it runs under [`Hw::regs`]).
+pub(crate) fn disable_channel(bar: &Bar0<'_>, chid: u32) {
+    if let Some(loc) = regs::NV_PCCSR_CHANNEL::try_at(chid as usize) {
+        bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_enable_clr(true));
+    }
+    if let Ok(p) = regs::NV_PFIFO_PREEMPT::zeroed().try_with_id(chid) {
+        bar.write_reg(p);
+        if !(0..PREEMPT_POLLS).any(|_| !bar.read(regs::NV_PFIFO_PREEMPT).pending()) {
+            pr_warn!("rsvm: preempt of channel {} did not complete\n", chid);
+        }
     }
 }
 
 /// Stops a channel's engines (disable, then preempt) and unbinds its
 /// instance block.
 fn stop_channel(bar: &Bar0<'_>, chid: u32) {
-    if let Some(loc) = regs::NV_PCCSR_CHANNEL::try_at(chid as usize) {
-        bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_enable_clr(true));
-    }
-    if let Ok(p) = regs::NV_PFIFO_PREEMPT::zeroed().try_with_id(chid) {
-        bar.write_reg(p);
-        let _ = read_poll_timeout(
-            || Ok(bar.read(regs::NV_PFIFO_PREEMPT)),
-            |r| !r.pending(),
-            Delta::from_micros(10),
-            Delta::from_millis(100),
-        );
-    }
+    disable_channel(bar, chid);
     if let Some(loc) = regs::NV_PCCSR_CHANNEL_INST::try_at(chid as usize) {
         bar.write(loc, regs::NV_PCCSR_CHANNEL_INST::zeroed());
     }

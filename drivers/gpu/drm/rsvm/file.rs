@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Channels one file may have.
-const MAX_CHANNELS_PER_FILE: usize = uapi::DRM_RSVM_MAX_CHANNELS_PER_FILE as usize;
+const MAX_CHANNELS_PER_FILE: usize = fifo::MAX_CHANNELS_PER_VM;
 
 /// The VM and channels of a file.
 #[derive(Default)]
@@ -269,7 +269,8 @@ impl File {
         args.error = uapi::DRM_RSVM_ERROR_NONE;
         args.error_info = 0;
         args.fault_address = 0;
-        if args.flags != 0 || args.timeout_ns < 0 {
+        args.result_flags = 0;
+        if args.flags != 0 || args.pad != 0 || args.timeout_ns < 0 {
             return Err(EINVAL);
         }
         let ch = file.inner().channel(args.channel)?;
@@ -280,8 +281,18 @@ impl File {
             if let Some((code, info)) = ch.error() {
                 args.error = code;
                 args.error_info = info as u32;
-                if code == uapi::DRM_RSVM_ERROR_FAULT {
-                    args.fault_address = info << 12;
+                // For these two the detail is an address.
+                match code {
+                    uapi::DRM_RSVM_ERROR_FAULT => {
+                        args.error_info = (info >> 12) as u32;
+                        args.fault_address = info & !0xfff;
+                        args.result_flags = uapi::DRM_RSVM_WAIT_FAULT_ADDRESS_VALID;
+                    }
+                    uapi::DRM_RSVM_ERROR_MISALIGNED => {
+                        args.fault_address = info;
+                        args.result_flags = uapi::DRM_RSVM_WAIT_FAULT_ADDRESS_VALID;
+                    }
+                    _ => {}
                 }
             }
         }

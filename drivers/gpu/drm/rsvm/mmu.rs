@@ -14,15 +14,20 @@
 //! [`Garbage`] list that the caller drops only after the TLB invalidate.
 
 use kernel::{
-    device::Bound,
-    device::Device,
+    device::{Bound, Device},
+    new_mutex,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
 };
 
 use crate::mem::DmaBuf;
 
-/// Page-table pages alive on all devices (a diagnostic for leak tests).
+/// Page-table pages in the page tables of all VMs of all devices (a
+/// diagnostic for leak tests; spare tables in pools and reserves are not
+/// counted).
 pub(crate) static PT_PAGES: Atomic<u64> = Atomic::new(0);
 
 /// Size of every table, whatever its level.
@@ -93,6 +98,8 @@ pub(crate) struct Table {
     used: usize,
     /// Link of the [`Garbage`] list.
     next: Option<KBox<Table>>,
+    /// Linked into a VM's tables (counted in [`PT_PAGES`]).
+    in_tree: bool,
 }
 
 impl Table {
@@ -108,11 +115,18 @@ impl Table {
                 children,
                 used: 0,
                 next: None,
+                in_tree: false,
             },
             GFP_KERNEL,
         )?;
-        PT_PAGES.add(1, Relaxed);
         Ok(t)
+    }
+
+    /// Marks a table as part of a VM's tables.
+    fn link(mut self: KBox<Self>) -> KBox<Self> {
+        self.in_tree = true;
+        PT_PAGES.add(1, Relaxed);
+        self
     }
 
     fn addr(&self) -> u64 {
@@ -122,28 +136,94 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        PT_PAGES.fetch_sub(1, Relaxed);
+        if self.in_tree {
+            PT_PAGES.fetch_sub(1, Relaxed);
+        }
     }
 }
 
-/// Tables allocated ahead of a mapping, outside the mirror's locks.
+/// Tables a single mapping of any size may need (PDE2, PDE1, PDE0, PT).
+const PER_MAPPING: usize = 4;
+
+/// Tables allocated ahead of a mapping, outside the mirror's locks. A
+/// reserve is kept across mappings (a fault worker keeps one per VM): it is
+/// topped up only when a walk took tables from it, so a fault into tables
+/// that exist allocates nothing.
 #[derive(Default)]
-pub(crate) struct Reserve(KVec<KBox<Table>>);
+pub(crate) struct Reserve([Option<KBox<Table>>; PER_MAPPING]);
 
 impl Reserve {
-    /// Tables a single mapping of any size may need (PDE2, PDE1, PDE0, PT).
-    pub(crate) const PER_MAPPING: usize = 4;
+    /// Whether the reserve holds what any one mapping needs.
+    pub(crate) fn is_full(&self) -> bool {
+        self.0.iter().all(Option::is_some)
+    }
 
-    /// Tops the reserve up to `n` tables.
-    pub(crate) fn fill(&mut self, dev: &Device<Bound>, n: usize) -> Result {
-        while self.0.len() < n {
-            self.0.push(Table::new(dev)?, GFP_KERNEL)?;
+    /// Fills the reserve with new tables.
+    pub(crate) fn fill(&mut self, dev: &Device<Bound>) -> Result {
+        for slot in self.0.iter_mut().filter(|s| s.is_none()) {
+            *slot = Some(Table::new(dev)?);
         }
         Ok(())
     }
 
+    /// Fills the reserve from `pool`, without allocating; returns whether
+    /// it is full.
+    pub(crate) fn fill_from(&mut self, pool: &PtPool) -> bool {
+        if self.is_full() {
+            return true;
+        }
+        let mut tables = pool.tables.lock();
+        for slot in self.0.iter_mut().filter(|s| s.is_none()) {
+            *slot = tables.pop();
+        }
+        self.is_full()
+    }
+
+    /// A table to link into a VM's tables.
     fn take(&mut self) -> Result<KBox<Table>> {
-        self.0.pop().ok_or(EAGAIN)
+        self.0
+            .iter_mut()
+            .find_map(Option::take)
+            .map(Table::link)
+            .ok_or(EAGAIN)
+    }
+}
+
+/// Page-table pages allocated ahead for the whole device, for the contexts
+/// that cannot allocate DMA memory (the fault workers run without a bound
+/// device): refilled where a bound device is at hand.
+#[pin_data]
+pub(crate) struct PtPool {
+    #[pin]
+    tables: Mutex<KVec<KBox<Table>>>,
+}
+
+impl PtPool {
+    /// An empty pool with room for `capacity` tables.
+    pub(crate) fn new(capacity: usize) -> Result<impl PinInit<Self>> {
+        let tables = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        Ok(pin_init!(Self {
+            tables <- new_mutex!(tables),
+        }))
+    }
+
+    /// Allocates tables until the pool holds `target` (at most its
+    /// capacity); allocates nothing when it already does.
+    pub(crate) fn refill(&self, dev: &Device<Bound>, target: usize) -> Result {
+        loop {
+            {
+                let tables = self.tables.lock();
+                if tables.len() >= target.min(tables.capacity()) {
+                    return Ok(());
+                }
+            }
+            // Allocated outside the lock, which fault workers take.
+            let t = Table::new(dev)?;
+            let mut tables = self.tables.lock();
+            if tables.push_within_capacity(t).is_err() {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -191,7 +271,7 @@ impl PageTables {
     /// An empty address space.
     pub(crate) fn new(dev: &Device<Bound>) -> Result<Self> {
         Ok(Self {
-            root: Table::new(dev)?,
+            root: Table::new(dev)?.link(),
         })
     }
 

@@ -12,26 +12,44 @@
 //! pass. Every CPU page-table change of a range reaches [`Mirror::invalidate`]
 //! first, which clears the PTEs and invalidates the GPU TLB before it returns.
 //!
+//! GPU faults reach a VM through its queue ([`Vm::queue_fault`], filled by
+//! the interrupt thread) and are served by the VM's own work item on the
+//! unbound workqueue ([`Vm::serve_faults`]): one VM's slow fault (waiting in
+//! a userfaultfd handler, say) never holds up another's. A batch is served
+//! in one go: every PTE written, failures cancelled in this VM's address
+//! space only, then one register write invalidates every TLB and replays
+//! every stalled access. A replay re-issues other VMs' stalled accesses too;
+//! those that still miss fault again and are queued to their VM, which
+//! serves them when it gets to them, so replays need no coordination. A page
+//! that keeps faulting after being served ([`MAX_REPEATS`] batches in a row)
+//! fails its job instead of being served forever.
+//!
 //! Lock order: the notifier lock of a range, then the page-table lock. Page
-//! tables are never allocated under either (see [`Reserve`]).
+//! tables are never allocated under either (see [`Reserve`]); a fault worker
+//! allocates none at all (it takes them from the device's pool). The worker
+//! state (`svc`) is taken only by the VM's work item; the queue is a leaf
+//! spinlock taken under the FIFO lock by the interrupt thread.
 
 use kernel::{
     device::{Bound, Device},
+    impl_has_work,
     mm::{
-        hmm::{Range, Request},
+        hmm::{self as khmm, PfnBuf, Range, Request},
         mmu_notifier::{IntervalNotifier, IntervalNotifierOps, NotifierRange},
         Mm, MmWithUser,
     },
-    new_mutex,
+    new_mutex, new_spinlock, new_work,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{aref::ARef, Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex, SpinLock},
     time::msecs_to_jiffies,
+    uapi,
+    workqueue::{self, Work, WorkItem},
 };
 
 use crate::{
     fifo::{KERNEL_VA_SIZE, KERNEL_VA_START},
-    gpu::{Hw, Replay},
+    gpu::{Hw, Replay, CANCEL_VA_LIMIT},
     mem::DmaBuf,
     mmu::{Garbage, PageSize, PageTables, PteFlags, Reserve},
 };
@@ -47,8 +65,77 @@ const FAULT_WINDOW: u64 = 64 << 10;
 /// How long one fault may retry against concurrent invalidations.
 const FAULT_TIMEOUT_MS: u32 = 2000;
 
+/// Replayable faults a VM's queue holds; a full queue drops more (they
+/// fault again after the VM's next replay, which a non-empty queue
+/// guarantees).
+const QUEUE_REPLAYABLE: usize = 512;
+/// Room kept for non-replayable faults, which no replay brings back: one
+/// per channel.
+const QUEUE_NON_REPLAYABLE: usize = crate::fifo::MAX_CHANNELS_PER_VM;
+
+/// Batches in a row in which one page may fault again after being served
+/// before its job fails: a fault that cannot make progress must not be
+/// served forever.
+const MAX_REPEATS: u32 = 32;
+
+/// Pages one mirror pass handles at most (a 2 MiB block).
+const MIRROR_PAGES: usize = 512;
+
+/// One GPU fault, as a VM's worker serves it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SvmFault {
+    /// The channel that took it.
+    pub(crate) chid: u32,
+    /// The address, page-aligned.
+    pub(crate) va: u64,
+    /// Needs a writable mapping.
+    pub(crate) write: bool,
+    /// No mirror can serve it (not a missing or read-only mapping).
+    pub(crate) fatal: bool,
+    /// A stalled compute access (replayed), rather than a stopped copy
+    /// engine or host semaphore (restarted).
+    pub(crate) replayable: bool,
+}
+
+/// What serving one page gave.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Served,
+    /// Not now (no page tables to hand): the access faults again.
+    Retry,
+    Failed,
+}
+
+/// The fault worker's state, kept between batches so that serving a fault
+/// allocates nothing.
+struct Service {
+    batch: KVec<SvmFault>,
+    /// Pages served in the last batch and for how many batches in a row,
+    /// sorted; `next` is built from the current batch.
+    seen: KVec<(u64, u32)>,
+    next: KVec<(u64, u32)>,
+    /// Channels whose non-replayable fault was served, to restart.
+    restart: KVec<u32>,
+    pfns: PfnBuf,
+    reserve: Reserve,
+}
+
+impl Service {
+    fn new() -> Result<Self> {
+        let cap = QUEUE_REPLAYABLE + QUEUE_NON_REPLAYABLE;
+        Ok(Self {
+            batch: KVec::with_capacity(cap, GFP_KERNEL)?,
+            seen: KVec::with_capacity(cap, GFP_KERNEL)?,
+            next: KVec::with_capacity(cap, GFP_KERNEL)?,
+            restart: KVec::with_capacity(cap, GFP_KERNEL)?,
+            pfns: PfnBuf::new((FAULT_WINDOW as usize) / PAGE_SIZE)?,
+            reserve: Reserve::default(),
+        })
+    }
+}
+
 /// The page tables of a VM and what is needed to flush the GPU's view.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct VmPt {
     hw: Arc<Hw>,
     pdb: u64,
@@ -66,6 +153,16 @@ impl VmPt {
             self.hw.invalidate_tlb(self.pdb, 0, Replay::None);
         }
         garbage
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for VmPt {
+    fn drop(self: Pin<&mut Self>) {
+        // The GPU may still cache translations of this address space; its
+        // page directory's page may become another VM's next: forget them
+        // before the tables are freed.
+        self.hw.invalidate_tlb(self.pdb, 0, Replay::None);
     }
 }
 
@@ -115,6 +212,30 @@ pub(crate) struct Vm {
     /// Bound ranges, by start address.
     #[pin]
     ranges: Mutex<KVec<Arc<IntervalNotifier<Mirror>>>>,
+    /// Faults waiting for the worker.
+    #[pin]
+    queue: SpinLock<KVec<SvmFault>>,
+    /// The worker's state.
+    #[pin]
+    svc: Mutex<Service>,
+    #[pin]
+    work: Work<Vm>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Vm { self.work }
+}
+
+impl WorkItem for Vm {
+    type Pointer = Arc<Vm>;
+
+    fn run(vm: Arc<Vm>) {
+        vm.serve_faults();
+        let hw = vm.hw.clone();
+        // The VM may go with this reference: before the device may.
+        drop(vm);
+        hw.fault_work_end();
+    }
 }
 
 impl Vm {
@@ -131,15 +252,134 @@ impl Vm {
             GFP_KERNEL,
         )?;
         let mm: &Mm = mm;
+        let queue = KVec::with_capacity(QUEUE_REPLAYABLE + QUEUE_NON_REPLAYABLE, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 hw: hw.clone(),
                 mm: ARef::from(mm),
                 pt,
                 ranges <- new_mutex!(KVec::new()),
+                queue <- new_spinlock!(queue),
+                svc <- new_mutex!(Service::new()?),
+                work <- new_work!("rsvm::Vm::work"),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Queues a fault for this VM's worker (the interrupt thread; then
+    /// [`Vm::schedule`]). A fault of a page already queued for the same
+    /// channel is merged into it.
+    pub(crate) fn queue_fault(&self, f: SvmFault) {
+        let mut q = self.queue.lock();
+        if let Some(e) = q.iter_mut().find(|e| e.chid == f.chid && e.va == f.va) {
+            e.write |= f.write;
+            e.fatal |= f.fatal;
+            e.replayable &= f.replayable;
+            return;
+        }
+        if f.replayable && q.len() >= QUEUE_REPLAYABLE {
+            return;
+        }
+        // The capacity keeps room for every channel's non-replayable fault.
+        let _ = q.push_within_capacity(f);
+    }
+
+    /// Has the worker serve what is queued.
+    pub(crate) fn schedule(vm: Arc<Vm>) {
+        let hw = vm.hw.clone();
+        hw.fault_work_begin();
+        // Already queued: that run takes what was just added.
+        if workqueue::system_unbound().enqueue(vm).is_err() {
+            hw.fault_work_end();
+        }
+    }
+
+    /// The worker: serves queued faults in batches until none is left.
+    fn serve_faults(&self) {
+        let mut svc = self.svc.lock();
+        let svc = &mut *svc;
+        loop {
+            svc.batch.clear();
+            {
+                let mut q = self.queue.lock();
+                if q.is_empty() {
+                    return;
+                }
+                // Both have the same capacity: nothing is allocated.
+                core::mem::swap(&mut *q, &mut svc.batch);
+            }
+            self.serve_batch(svc);
+        }
+    }
+
+    /// Serves one batch: each page once (read and write faults of a page
+    /// fold into one write fault), failures cancelled or their channels
+    /// stopped, then one invalidate + replay for the whole batch.
+    fn serve_batch(&self, svc: &mut Service) {
+        svc.batch.sort_unstable_by_key(|f| (f.va, f.chid));
+        svc.next.clear();
+        svc.restart.clear();
+        let mut replay = false;
+        let mut i = 0;
+        while i < svc.batch.len() {
+            let va = svc.batch[i].va;
+            let group = svc.batch[i..].iter().take_while(|f| f.va == va).count();
+            let (write, fatal) = svc.batch[i..i + group]
+                .iter()
+                .fold((false, false), |(w, x), f| (w | f.write, x | f.fatal));
+            let repeats = 1 + svc
+                .seen
+                .binary_search_by_key(&va, |&(p, _)| p)
+                .map_or(0, |k| svc.seen[k].1);
+            let outcome = if fatal || repeats > MAX_REPEATS {
+                Outcome::Failed
+            } else {
+                match self.handle_fault(va, write, &mut svc.pfns, &mut svc.reserve) {
+                    Ok(()) => Outcome::Served,
+                    Err(e) if e == EAGAIN => Outcome::Retry,
+                    Err(_) => Outcome::Failed,
+                }
+            };
+            if outcome == Outcome::Served {
+                let _ = svc.next.push_within_capacity((va, repeats));
+            }
+            for f in &svc.batch[i..i + group] {
+                match (outcome, f.replayable) {
+                    (Outcome::Failed, _) => self.fail(f),
+                    (_, true) => replay = true,
+                    // Restarted, a non-replayable access runs (and, not
+                    // served yet, faults) again.
+                    (_, false) => {
+                        let _ = svc.restart.push_within_capacity(f.chid);
+                    }
+                }
+            }
+            i += group;
+        }
+        core::mem::swap(&mut svc.seen, &mut svc.next);
+        if replay || !svc.restart.is_empty() {
+            // An engine restarts only once its stale translations are gone.
+            self.hw.invalidate_all_and_replay(!svc.restart.is_empty());
+        }
+        for &chid in svc.restart.iter() {
+            self.hw.restart_channel(chid);
+        }
+    }
+
+    /// Fails the job behind an unserviceable fault: its channel reports
+    /// `DRM_RSVM_ERROR_FAULT` with the whole address; a stalled compute
+    /// access is cancelled in this VM's address space only, anything else
+    /// (or an address a cancel cannot name) stops the channel.
+    fn fail(&self, f: &SvmFault) {
+        self.hw
+            .set_channel_error(f.chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
+        if f.replayable && f.va < CANCEL_VA_LIMIT {
+            self.hw
+                .invalidate_tlb(self.pt.pdb, f.va, Replay::CancelVaGlobal);
+        } else {
+            self.hw.disable_channel(f.chid);
+        }
     }
 
     /// Whether `mm` is the address space this VM mirrors.
@@ -224,21 +464,63 @@ impl Vm {
         Ok(())
     }
 
-    /// Mirrors, read-only, every page of `n` that the CPU maps now.
+    /// Mirrors, read-only, every page of `n` that the CPU maps now. Only
+    /// what VMAs cover is walked, so holes cost nothing; a fatal signal
+    /// stops the walk (`EINTR`).
     fn populate(&self, dev: &Device<Bound>, n: &IntervalNotifier<Mirror>) -> Result {
-        let huge = PageSize::Huge.bytes();
-        let (start, end) = (n.start() as u64, (n.start() + n.size()) as u64);
-        let mut block = start & !(huge - 1);
-        while block < end {
-            let (s, e) = (block.max(start), (block + huge).min(end));
-            self.mirror(dev, n, s, e, None)?;
-            block += huge;
-        }
-        Ok(())
+        let huge = PageSize::Huge.bytes() as usize;
+        let mm = self.mm.mmget_not_zero().ok_or(EFAULT)?;
+        let (start, end) = (n.start(), n.start() + n.size());
+        let mut pfns = PfnBuf::new(MIRROR_PAGES)?;
+        let mut reserve = Reserve::default();
+        let mut at = start;
+        let res = loop {
+            let Some((s, e)) = khmm::next_mapped(&mm, at, end) else {
+                break Ok(());
+            };
+            let mut block = s & !(huge - 1);
+            let res = loop {
+                if block >= e {
+                    break Ok(());
+                }
+                if khmm::fatal_signal_pending() {
+                    break Err(EINTR);
+                }
+                let (bs, be) = (block.max(s), (block + huge).min(e));
+                if let Err(err) = self.mirror(
+                    Some(dev),
+                    n,
+                    bs as u64,
+                    be as u64,
+                    None,
+                    &mut pfns,
+                    &mut reserve,
+                ) {
+                    break Err(err);
+                }
+                block += huge;
+            };
+            if res.is_err() || e >= end {
+                break res;
+            }
+            at = e;
+        };
+        // New PTEs only (a mirror pass never replaces one here), but a
+        // cached directory entry must not outlive them.
+        self.hw.invalidate_tlb(self.pt.pdb, 0, Replay::None);
+        res
     }
 
-    /// Serves a GPU fault at `va` (a write or atomic if `write`).
-    pub(crate) fn handle_fault(&self, dev: &Device<Bound>, va: u64, write: bool) -> Result {
+    /// Serves a GPU fault at `va` (a write or atomic if `write`) with the
+    /// worker's buffers; `EAGAIN` if page tables ran out (the access faults
+    /// again). The TLB is not flushed: the batch's replay does it.
+    fn handle_fault(
+        &self,
+        va: u64,
+        write: bool,
+        pfns: &mut PfnBuf,
+        reserve: &mut Reserve,
+    ) -> Result {
         let n = {
             let ranges = self.ranges.lock();
             ranges
@@ -251,29 +533,37 @@ impl Vm {
         let (rs, re) = (n.start() as u64, (n.start() + n.size()) as u64);
         let s = (page & !(FAULT_WINDOW - 1)).max(rs);
         let e = ((page & !(FAULT_WINDOW - 1)) + FAULT_WINDOW).min(re);
-        self.mirror(dev, &n, s, e, Some((page, write)))
+        self.mirror(None, &n, s, e, Some((page, write)), pfns, reserve)
     }
 
     /// Snapshots `[s, e)` (inside one 2 MiB block and the range of `n`) and
     /// mirrors what the CPU maps; `fault` names a page to fault in first.
+    /// Page tables come from `reserve`, topped up from the device's pool,
+    /// or with `dev` allocated; without `dev`, `EAGAIN` when both ran out.
+    #[allow(clippy::too_many_arguments)]
     fn mirror(
         &self,
-        dev: &Device<Bound>,
+        dev: Option<&Device<Bound>>,
         n: &IntervalNotifier<Mirror>,
         s: u64,
         e: u64,
         fault: Option<(u64, bool)>,
+        pfns: &mut PfnBuf,
+        reserve: &mut Reserve,
     ) -> Result {
         // The worker is not the process: keep its address space alive.
         let _users = self.mm.mmget_not_zero().ok_or(EFAULT)?;
-        let mut range = Range::new(n, s as usize, e as usize, Request::Snapshot)?;
+        let mut range = Range::new_in(n, s as usize, e as usize, Request::Snapshot, pfns)?;
         if let Some((page, write)) = fault {
             let req = if write { Request::Write } else { Request::Read };
             range.set_request(((page - s) / PAGE_SIZE as u64) as usize, req)?;
         }
-        let mut reserve = Reserve::default();
         loop {
-            reserve.fill(dev, Reserve::PER_MAPPING)?;
+            if !reserve.fill_from(&self.hw.pt_pool) {
+                if let Some(dev) = dev {
+                    reserve.fill(dev)?;
+                }
+            }
             let seq = range.fault(msecs_to_jiffies(FAULT_TIMEOUT_MS))?;
             let Some(st) = n.lock_if_unchanged(seq) else {
                 continue;
@@ -284,17 +574,20 @@ impl Vm {
             let mut garbage = Garbage::default();
             let res = {
                 let mut tables = self.pt.tables.lock();
-                self.map_range(&mut tables, n, &range, s, fault, &mut reserve, &mut garbage)
+                self.map_range(&mut tables, n, &range, s, fault, reserve, &mut garbage)
             };
             drop(st);
-            // The GPU may have cached the missing translation (and freed
-            // tables must be forgotten): flush after every PTE change.
-            if matches!(res, Ok(true)) || !garbage.is_empty() {
+            // Freed tables must be forgotten by the GPU before they go.
+            if !garbage.is_empty() {
                 self.hw.invalidate_tlb(self.pt.pdb, 0, Replay::None);
             }
             drop(garbage);
             match res {
-                Err(err) if err == EAGAIN => continue,
+                Err(err)
+                    if err == EAGAIN && (dev.is_some() || reserve.fill_from(&self.hw.pt_pool)) =>
+                {
+                    continue
+                }
                 res => return res.map(|_| ()),
             }
         }
@@ -363,7 +656,7 @@ impl Vm {
         };
         let mut reserve = Reserve::default();
         loop {
-            reserve.fill(dev, Reserve::PER_MAPPING)?;
+            reserve.fill(dev)?;
             let mut garbage = Garbage::default();
             let mut tables = self.pt.tables.lock();
             let res = bufs.iter().try_for_each(|(va, buf)| {
