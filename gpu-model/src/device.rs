@@ -81,6 +81,8 @@ pub struct Gpu {
     /// BAR0 accesses, for `RSVM_DEBUG_BAR0_*` (a driver's cost per fault).
     bar0_reads: AtomicU64,
     bar0_writes: AtomicU64,
+    /// Host time spent running channels, for `RSVM_DEBUG_ENGINE_NS_*`.
+    engine_ns: AtomicU64,
 }
 
 /// An error creating the device.
@@ -122,6 +124,7 @@ impl Gpu {
             stop: AtomicBool::new(false),
             bar0_reads: AtomicU64::new(0),
             bar0_writes: AtomicU64::new(0),
+            engine_ns: AtomicU64::new(0),
         })
     }
 
@@ -155,7 +158,10 @@ impl Gpu {
                     timing: &self.config.timing,
                     now_ns: st.clock_ns,
                 };
+                let t0 = std::time::Instant::now();
                 let ev = st.fifo.run(chid, &mut env, SCHED_BUDGET);
+                self.engine_ns
+                    .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 st.clock_ns = env.now_ns;
                 progressed |= ev.methods > 0 || ev.instructions > 0;
                 if ev.nonstall {
@@ -275,6 +281,8 @@ impl Gpu {
             RSVM_DEBUG_BAR0_READS_HI => (v(&self.bar0_reads) >> 32) as u32,
             RSVM_DEBUG_BAR0_WRITES_LO => v(&self.bar0_writes) as u32,
             RSVM_DEBUG_BAR0_WRITES_HI => (v(&self.bar0_writes) >> 32) as u32,
+            RSVM_DEBUG_ENGINE_NS_LO => v(&self.engine_ns) as u32,
+            RSVM_DEBUG_ENGINE_NS_HI => (v(&self.engine_ns) >> 32) as u32,
             _ => return None,
         })
     }
@@ -353,6 +361,7 @@ impl Gpu {
         if self.debug_counter(offset).is_some() {
             self.bar0_reads.store(0, Ordering::Relaxed);
             self.bar0_writes.store(0, Ordering::Relaxed);
+            self.engine_ns.store(0, Ordering::Relaxed);
             return;
         }
         self.bar0_writes.fetch_add(1, Ordering::Relaxed);

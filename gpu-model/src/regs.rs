@@ -52,6 +52,10 @@ pub const RSVM_DEBUG_BAR0_READS_LO: u64 = 0x00fe_0300;
 pub const RSVM_DEBUG_BAR0_READS_HI: u64 = 0x00fe_0304;
 pub const RSVM_DEBUG_BAR0_WRITES_LO: u64 = 0x00fe_0308;
 pub const RSVM_DEBUG_BAR0_WRITES_HI: u64 = 0x00fe_030c;
+/// Model-private debug counter: host time the engines ran (ns), reset with
+/// the others.
+pub const RSVM_DEBUG_ENGINE_NS_LO: u64 = 0x00fe_0318;
+pub const RSVM_DEBUG_ENGINE_NS_HI: u64 = 0x00fe_031c;
 
 /// Model-private debug aid: any write logs the state of every bound
 /// channel (at warn level, in the model's log).

@@ -15,6 +15,13 @@
 //! All times are guest wall time (`CLOCK_MONOTONIC`); each figure is the
 //! median of `RUNS` runs. Output: a table, and a `BENCH per-fault-us case`
 //! line per case for scripts/vm.py.
+//!
+//! The rsvm cases are also broken down, per fault: BAR0 accesses (the
+//! model's debug counters, read through `resource0`, cold minus warm run)
+//! times the cost of one access measured here, interrupts (from
+//! `/proc/interrupts`) times the cost of one measured with the model's
+//! software interrupt, the model's own engine time (its debug counter), and
+//! the rest: the driver's and the kernel's software.
 
 use rsvm::{Device, Kernel, Push, Stacks, PAGE_SIZE};
 use std::{
@@ -56,6 +63,106 @@ const fn dmirror_ioc(nr: u32) -> u32 {
 }
 const HMM_DMIRROR_READ: u32 = dmirror_ioc(0);
 const HMM_DMIRROR_WRITE: u32 = dmirror_ioc(1);
+
+/// Model-private debug registers (`Documentation/gpu/rsvm/hardware.rst`).
+const DEBUG_BAR0_READS_LO: usize = 0xfe_0300;
+const DEBUG_BAR0_WRITES_LO: usize = 0xfe_0308;
+const DEBUG_ENGINE_NS_LO: usize = 0xfe_0318;
+const NV_PMC_BOOT_0: usize = 0;
+const NV_PBUS_SW_SCRATCH_63: usize = 0x1400 + 4 * 63;
+const SWINTR_TRIGGER: usize = 0xfe_0100;
+const SWINTR_STATUS: usize = 0xfe_0104;
+const BAR0_MAP: usize = 16 << 20;
+
+/// BAR0 of the rsvm device, mapped from sysfs (`resource0`).
+struct Bar0 {
+    ptr: *mut u32,
+}
+
+impl Bar0 {
+    fn open() -> io::Result<Self> {
+        for e in std::fs::read_dir("/sys/bus/pci/devices")? {
+            let dir = e?.path();
+            let vendor = std::fs::read_to_string(dir.join("vendor")).unwrap_or_default();
+            if vendor.trim() != "0x5253" {
+                continue;
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.join("resource0"))?;
+            // SAFETY: a shared mapping of the BAR, unmapped in drop.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    BAR0_MAP,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    f.as_raw_fd(),
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(Self { ptr: ptr.cast() });
+        }
+        Err(io::Error::from_raw_os_error(libc::ENODEV))
+    }
+
+    fn read(&self, off: usize) -> u32 {
+        assert!(off < BAR0_MAP && off % 4 == 0);
+        // SAFETY: an aligned register inside the mapping; MMIO needs a
+        // volatile access.
+        unsafe { self.ptr.add(off / 4).read_volatile() }
+    }
+
+    fn write(&self, off: usize, v: u32) {
+        assert!(off < BAR0_MAP && off % 4 == 0);
+        // SAFETY: as in `read`.
+        unsafe { self.ptr.add(off / 4).write_volatile(v) }
+    }
+
+    fn read64(&self, off: usize) -> u64 {
+        u64::from(self.read(off)) | (u64::from(self.read(off + 4)) << 32)
+    }
+
+    /// (BAR0 accesses, engine ns) so far.
+    fn counters(&self) -> (u64, u64) {
+        (
+            self.read64(DEBUG_BAR0_READS_LO) + self.read64(DEBUG_BAR0_WRITES_LO),
+            self.read64(DEBUG_ENGINE_NS_LO),
+        )
+    }
+}
+
+impl Drop for Bar0 {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `open` with this length.
+        unsafe { libc::munmap(self.ptr.cast(), BAR0_MAP) };
+    }
+}
+
+/// Interrupts the rsvm vector took so far (`/proc/interrupts`).
+fn interrupts() -> u64 {
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("rsvm"))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map_while(|w| w.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// What one run's cold job cost beyond its warm one, per fault.
+#[derive(Clone, Copy, Default)]
+struct Costs {
+    accesses: f64,
+    interrupts: f64,
+    engine_us: f64,
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -101,8 +208,9 @@ impl Drop for Populated {
     }
 }
 
-/// One rsvm measurement: (cold, warm) job times in µs.
-fn rsvm_run(write: bool, threads: u32) -> io::Result<(f64, f64)> {
+/// One rsvm measurement: (cold, warm) job times in µs, and the cold job's
+/// extra BAR0 accesses, interrupts and engine time per fault.
+fn rsvm_run(bar: &Bar0, write: bool, threads: u32) -> io::Result<(f64, f64, Costs)> {
     let mem = Populated::new(WINDOW * WINDOWS);
     let dev = Device::open()?;
     let _mirror = dev.bind_process()?;
@@ -126,13 +234,60 @@ fn rsvm_run(write: bool, threads: u32) -> io::Result<(f64, f64)> {
     let seq = ch.submit(&w)?;
     ch.wait(seq, TIMEOUT).map_err(io::Error::other)?;
     let mut times = [0.0; 2];
-    for t in &mut times {
+    let mut seen = [(0u64, 0u64, 0u64); 2];
+    for (t, c) in times.iter_mut().zip(seen.iter_mut()) {
+        let (a0, i0) = (bar.counters(), interrupts());
         let t0 = Instant::now();
         let seq = ch.submit(&p)?;
         ch.wait(seq, TIMEOUT).map_err(io::Error::other)?;
         *t = t0.elapsed().as_secs_f64() * 1e6;
+        let a1 = bar.counters();
+        *c = (a1.0 - a0.0, a1.1 - a0.1, interrupts() - i0);
     }
-    Ok((times[0], times[1]))
+    let n = WINDOWS as f64;
+    let (cold, warm) = (seen[0], seen[1]);
+    let d = |x: u64, y: u64| (x as f64 - y as f64) / n;
+    let costs = Costs {
+        accesses: d(cold.0, warm.0),
+        interrupts: d(cold.2, warm.2),
+        engine_us: d(cold.1, warm.1) / 1e3,
+    };
+    Ok((times[0], times[1], costs))
+}
+
+/// Cost of one BAR0 read and one posted write from here, in µs (medians
+/// of 5 loops of 500 accesses).
+fn access_cost(bar: &Bar0) -> (f64, f64) {
+    let time = |f: &dyn Fn()| {
+        let t0 = Instant::now();
+        for _ in 0..500 {
+            f();
+        }
+        // A read flushes the posted writes.
+        bar.read(NV_PMC_BOOT_0);
+        t0.elapsed().as_secs_f64() * 1e6 / 500.0
+    };
+    let reads = median((0..5).map(|_| time(&|| drop(bar.read(NV_PMC_BOOT_0)))).collect());
+    let writes = median((0..5).map(|_| time(&|| bar.write(NV_PBUS_SW_SCRATCH_63, 1))).collect());
+    (reads, writes)
+}
+
+/// Cost of one interrupt, in µs: the model's software interrupt, raised
+/// here and cleared by the driver's handler (MSI delivery, the handler's
+/// register accesses), median of 21; the polling reads are subtracted.
+fn interrupt_cost(bar: &Bar0, read_us: f64) -> f64 {
+    let v = (0..21)
+        .map(|_| {
+            let t0 = Instant::now();
+            bar.write(SWINTR_TRIGGER, 1);
+            let mut polls = 0.0;
+            while bar.read(SWINTR_STATUS) & 1 != 0 {
+                polls += 1.0;
+            }
+            (t0.elapsed().as_secs_f64() * 1e6 - polls * read_us).max(0.0)
+        })
+        .collect();
+    median(v)
 }
 
 /// One test_hmm measurement over the same windows: (cold, warm) total µs,
@@ -187,34 +342,49 @@ fn dmirror_ioctl(dev: &File, req: u32, cmd: &mut DmirrorCmd) -> io::Result<()> {
 
 struct Case {
     what: &'static str,
-    run: Box<dyn Fn() -> io::Result<(f64, f64)>>,
+    run: Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>>,
+}
+
+fn rsvm_case(write: bool, threads: u32) -> Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>> {
+    Box::new(move |bar| rsvm_run(bar, write, threads).map(|(a, b, c)| (a, b, Some(c))))
+}
+
+fn hmm_case(write: bool, pages: usize) -> Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>> {
+    Box::new(move |_| hmm_run(write, pages).map(|(a, b)| (a, b, None)))
 }
 
 fn main() {
+    let bar = match Bar0::open() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("rsvm-faultbench: cannot map BAR0: {e}");
+            std::process::exit(1);
+        }
+    };
     let cases = [
         Case {
             what: "rsvm: GPU read fault, 1 thread (64 KiB window)",
-            run: Box::new(|| rsvm_run(false, 1)),
+            run: rsvm_case(false, 1),
         },
         Case {
             what: "rsvm: GPU write fault, 1 thread (64 KiB window)",
-            run: Box::new(|| rsvm_run(true, 1)),
+            run: rsvm_case(true, 1),
         },
         Case {
             what: "rsvm: GPU read faults, 64 threads (batched)",
-            run: Box::new(|| rsvm_run(false, 64)),
+            run: rsvm_case(false, 64),
         },
         Case {
             what: "test_hmm: HMM_DMIRROR_READ, 1 page",
-            run: Box::new(|| hmm_run(false, 1)),
+            run: hmm_case(false, 1),
         },
         Case {
             what: "test_hmm: HMM_DMIRROR_READ, 16 pages (64 KiB)",
-            run: Box::new(|| hmm_run(false, 16)),
+            run: hmm_case(false, 16),
         },
         Case {
             what: "test_hmm: HMM_DMIRROR_WRITE, 1 page",
-            run: Box::new(|| hmm_run(true, 1)),
+            run: hmm_case(true, 1),
         },
     ];
     println!("rsvm-faultbench: {WINDOWS} faults per run, median of {RUNS} runs, guest wall time");
@@ -222,16 +392,19 @@ fn main() {
     println!("| case | per fault (us) | cold run (us) | warm run (us) |");
     println!("|---|---:|---:|---:|");
     let mut failed = false;
+    let mut breakdown = Vec::new();
     for c in &cases {
         let mut per = Vec::new();
         let mut cold = Vec::new();
         let mut warm = Vec::new();
+        let mut costs = Vec::new();
         for _ in 0..RUNS {
-            match (c.run)() {
-                Ok((a, b)) => {
+            match (c.run)(&bar) {
+                Ok((a, b, k)) => {
                     per.push((a - b) / WINDOWS as f64);
                     cold.push(a);
                     warm.push(b);
+                    costs.extend(k);
                 }
                 Err(e) => {
                     eprintln!("rsvm-faultbench: {}: {e}", c.what);
@@ -249,7 +422,41 @@ fn main() {
                 median(warm)
             );
             println!("BENCH {p:.1} {}", c.what);
+            if !costs.is_empty() {
+                let m = |f: fn(&Costs) -> f64| median(costs.iter().map(f).collect());
+                let k = Costs {
+                    accesses: m(|c| c.accesses),
+                    interrupts: m(|c| c.interrupts),
+                    engine_us: m(|c| c.engine_us),
+                };
+                breakdown.push((c.what, p, k));
+            }
         }
+    }
+    // Measured after the cases, in the same guest run.
+    let (read_us, write_us) = access_cost(&bar);
+    let access_us = (read_us + write_us) / 2.0;
+    let irq_us = interrupt_cost(&bar, read_us);
+    println!();
+    println!(
+        "One BAR0 access: {read_us:.1} us (read), {write_us:.1} us (posted write); \
+         one interrupt (MSI, handler, status clear): {irq_us:.1} us."
+    );
+    println!();
+    println!(
+        "| per fault | total (us) | BAR0 accesses | x cost (us) | interrupts | x cost (us) | \
+         model engine (us) | software, the rest (us) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, p, k) in breakdown {
+        let bar_us = k.accesses * access_us;
+        let irq = k.interrupts * irq_us;
+        let sw = (p - bar_us - irq - k.engine_us).max(0.0);
+        println!(
+            "| {what} | {p:.1} | {:.2} | {bar_us:.1} | {:.3} | {irq:.1} | {:.1} | {sw:.1} |",
+            k.accesses, k.interrupts, k.engine_us
+        );
+        println!("BREAKDOWN {:.3} {:.4} {:.2} {sw:.1} {what}", k.accesses, k.interrupts, k.engine_us);
     }
     std::process::exit(if failed { 1 } else { 0 });
 }
