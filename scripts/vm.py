@@ -251,9 +251,19 @@ def judge_bench(text, problems):
     """rsvm-faultbench's output -> build/bench/faults.{md,json,svg}."""
     bench = os.path.join(BUILD, "bench")
     os.makedirs(bench, exist_ok=True)
-    table = [l for l in text.splitlines() if l.startswith(("|", "rsvm-faultbench:"))]
+    table = [l if l.startswith("|") else "\n" + l + "\n" for l in text.splitlines()
+             if l.startswith(("|", "rsvm-faultbench:", "One BAR0"))]
     per_fault = {m.group(2): float(m.group(1))
                  for m in re.finditer(r"^BENCH ([0-9.]+) (.+)$", text, re.M)}
+    ratios = {m.group(3): {"x_test_hmm_16_pages": float(m.group(1)),
+                           "x_test_hmm_1_page": float(m.group(2))}
+              for m in re.finditer(r"^RATIO ([0-9.]+) ([0-9.]+) (.+)$", text, re.M)}
+    breakdown = {m.group(5): {"bar0_accesses": float(m.group(1)),
+                              "interrupts": float(m.group(2)),
+                              "model_engine_us": float(m.group(3)),
+                              "rest_us": float(m.group(4))}
+                 for m in re.finditer(r"^BREAKDOWN ([0-9.]+) ([0-9.]+) ([0-9.]+) (-?[0-9.]+) (.+)$",
+                                      text, re.M)}
     if "RSVM-BENCH-EXIT: 0" not in text or not per_fault:
         problems.append("rsvm-faultbench did not complete")
     for p in problems:
@@ -261,11 +271,20 @@ def judge_bench(text, problems):
     if problems:
         print(text)
         return 1
+    # A table header after another table's rows starts a new table.
+    spaced = []
+    for i, l in enumerate(table):
+        if (i and l.startswith("|") and table[i - 1].startswith("|")
+                and i + 1 < len(table) and table[i + 1].startswith("|---")):
+            spaced.append("")
+        spaced.append(l)
+    table = spaced
     print("\n".join(table))
     with open(os.path.join(bench, "faults.md"), "w") as f:
         f.write("\n".join(table) + "\n")
     with open(os.path.join(bench, "faults.json"), "w") as f:
-        json.dump({"per_fault_us": per_fault}, f, indent=1)
+        json.dump({"per_fault_us": per_fault, "ratios": ratios, "per_fault": breakdown},
+                  f, indent=1)
     svg = os.path.join(bench, "fault-cost.svg")
     subprocess.run([sys.executable, os.path.join(TOP, "scripts", "plot.py"),
                     os.path.join(bench, "faults.json"), svg], check=True)
