@@ -76,7 +76,7 @@ static void *load(const char *name)
 	size_t size;
 	void *k = rsvm_load_kernel(name, &size);
 
-	igt_assert_f(k, "kernel image %s missing", name);
+	igt_assert_f(k, "kernel image %s missing\n", name);
 	return k;
 }
 
@@ -98,6 +98,14 @@ static int open_bound(void)
 	igt_assert(f >= 0);
 	igt_assert_eq(rsvm_svm_bind(f, (void *)heap_lo, HEAP_SPAN, 0), 0);
 	return f;
+}
+
+/* The subtest's own file; one a failed subtest left open goes first. */
+static int fresh_file(void)
+{
+	if (fd >= 0)
+		close(fd);
+	return open_bound();
 }
 
 static uint64_t pt_pages(void)
@@ -441,7 +449,7 @@ igt_main
 		fd = -1;
 		pt_pages_before = pt_pages();
 		heap_lo = rsvm_heap_start();
-		igt_assert_f(heap_lo, "no [heap] mapping");
+		igt_assert_f(heap_lo, "no [heap] mapping\n");
 		k_scale = load("array_scale");
 		k_touch = load("page_touch");
 	}
@@ -475,7 +483,7 @@ igt_main
 				}
 			}
 			igt_assert_eq(waitpid(v, NULL, 0), v);
-			igt_assert_f(!failed, "round %d: %d of %d workers failed", round, failed,
+			igt_assert_f(!failed, "round %d: %d of %d workers failed\n", round, failed,
 				     WORKERS);
 		}
 		assert_no_page_tables_left();
@@ -490,7 +498,7 @@ igt_main
 		struct churner c[CHURNERS] = { 0 };
 		int failures = 0;
 
-		fd = open_bound();
+		fd = fresh_file();
 		for (int i = 0; i < CHURNERS; i++) {
 			c[i].id = i;
 			c[i].in = malloc(64 * 8);
@@ -507,7 +515,7 @@ igt_main
 			free(c[i].a);
 			free(c[i].stacks);
 		}
-		igt_assert_f(!failures, "%d of %d jobs failed", failures, CHURNERS * CHURN_JOBS);
+		igt_assert_f(!failures, "%d of %d jobs failed\n", failures, CHURNERS * CHURN_JOBS);
 		close(fd);
 		fd = -1;
 		assert_no_page_tables_left();
@@ -521,31 +529,40 @@ igt_main
 	 */
 	igt_subtest("parked-fault-does-not-stall-other-processes") {
 		int held, release, status;
-		uint64_t idle, parked;
+		uint64_t idle[2], parked;
 		void *stacks;
 		pid_t a;
 		char c;
 
-		fd = open_bound();
+		fd = fresh_file();
 		stacks = bound_stacks(fd, 1);
-		idle = median_job(fd, stacks);
+		idle[0] = median_job(fd, stacks);
 		a = parked_fault(&held, &release);
 		igt_assert_eq(read(held, &c, 1), 1);
 		parked = median_job(fd, stacks);
 		igt_assert_eq(write(release, "x", 1), 1);
 		igt_assert_eq(waitpid(a, &status, 0), a);
-		igt_assert_f(WIFEXITED(status) && !WEXITSTATUS(status), "A: status %#x", status);
-		igt_info("one-fault job: %.2f ms idle, %.2f ms while another process's fault "
-			 "is parked (%.2fx)\n",
-			 idle / 1e6, parked / 1e6, (double)parked / idle);
-		/* Within 10 %, plus 1 ms for the clock and the scheduler. */
-		igt_assert_f(parked <= idle + idle / 10 + 1000000,
-			     "parked %llu ns vs idle %llu ns", (unsigned long long)parked,
-			     (unsigned long long)idle);
+		idle[1] = median_job(fd, stacks);
 		close(fd);
 		fd = -1;
 		close(held);
 		close(release);
+		igt_assert_f(WIFEXITED(status) && !WEXITSTATUS(status), "A: status %#x\n", status);
+		igt_info("one-fault job: %.2f / %.2f ms idle (before / after), %.2f ms while "
+			 "another process's fault is parked (%.2fx the slower idle)\n",
+			 idle[0] / 1e6, idle[1] / 1e6, parked / 1e6,
+			 (double)parked / (idle[0] > idle[1] ? idle[0] : idle[1]));
+		/*
+		 * Before, B waited as long as A's fault was parked (seconds). Now
+		 * it pays only for A's access faulting again after each of B's
+		 * replays (a replay re-issues every stalled access): one drain,
+		 * about 1-3 ms of emulated round trips here, allowed on top of 10 %.
+		 */
+		if (idle[1] > idle[0])
+			idle[0] = idle[1];
+		igt_assert_f(parked <= idle[0] + idle[0] / 10 + 3000000,
+			     "parked %llu ns vs idle %llu ns\n", (unsigned long long)parked,
+			     (unsigned long long)idle[0]);
 		assert_no_page_tables_left();
 	}
 
@@ -563,7 +580,7 @@ igt_main
 			void *stacks = malloc(STACK_SIZE);
 			struct rsvm_push p = { .n = 0 };
 
-			fd = open_bound();
+			fd = fresh_file();
 			/* Mapped but not bound: every channel faults there. */
 			*a = (struct touch_args){ hole, 1, PAGE, 0, NULL };
 			rsvm_push_launch(&p, k_touch, a, stacks, STACK_SIZE, 1);
@@ -605,7 +622,7 @@ igt_main
 			0xfffffffffffff000ull,
 		};
 
-		fd = open_bound();
+		fd = fresh_file();
 		for (size_t i = 0; i < ARRAY_SIZE(vas); i++) {
 			uint32_t err = 0;
 			uint64_t info = 0, t = now_ns();
@@ -632,7 +649,7 @@ igt_main
 		int status;
 		pid_t pid;
 
-		fd = open_bound();
+		fd = fresh_file();
 		for (int i = 0; i < 16; i++)
 			data[i * PAGE / 8] = i;
 		/* Everything from 2^40 to the SVM limit: one small mapping. */
@@ -691,7 +708,7 @@ igt_main
 		uint32_t ch, err = 0;
 		uint64_t seq, info = 0;
 
-		fd = open_bound();
+		fd = fresh_file();
 		*a = (struct touch_args){ NULL, 1, PAGE, 0, NULL };
 		rsvm_push_launch(&p, k_touch, a, stacks, STACK_SIZE, 1);
 		igt_assert_eq(rsvm_channel_create(fd, &ch), 0);

@@ -111,14 +111,14 @@ impl Bar0 {
     }
 
     fn read(&self, off: usize) -> u32 {
-        assert!(off < BAR0_MAP && off % 4 == 0);
+        assert!(off < BAR0_MAP && off.is_multiple_of(4));
         // SAFETY: an aligned register inside the mapping; MMIO needs a
         // volatile access.
         unsafe { self.ptr.add(off / 4).read_volatile() }
     }
 
     fn write(&self, off: usize, v: u32) {
-        assert!(off < BAR0_MAP && off % 4 == 0);
+        assert!(off < BAR0_MAP && off.is_multiple_of(4));
         // SAFETY: as in `read`.
         unsafe { self.ptr.add(off / 4).write_volatile(v) }
     }
@@ -355,22 +355,20 @@ fn dmirror_ioctl(dev: &File, req: u32, cmd: &mut DmirrorCmd) -> io::Result<()> {
     }
 }
 
+/// One run of a case: (cold, warm) µs, and for rsvm the costs.
+type Sample = (f64, f64, Option<Costs>);
+type RunFn = Box<dyn Fn(&Bar0) -> io::Result<Sample>>;
+
 struct Case {
     what: &'static str,
-    run: Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>>,
+    run: RunFn,
 }
 
-fn rsvm_case(
-    write: bool,
-    threads: u32,
-) -> Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>> {
+fn rsvm_case(write: bool, threads: u32) -> RunFn {
     Box::new(move |bar| rsvm_run(bar, write, threads).map(|(a, b, c)| (a, b, Some(c))))
 }
 
-fn hmm_case(
-    write: bool,
-    pages: usize,
-) -> Box<dyn Fn(&Bar0) -> io::Result<(f64, f64, Option<Costs>)>> {
+fn hmm_case(write: bool, pages: usize) -> RunFn {
     Box::new(move |_| hmm_run(write, pages).map(|(a, b)| (a, b, None)))
 }
 
@@ -417,8 +415,7 @@ fn main() {
     println!("|---|---:|---:|---:|");
     // Round-robin over the cases, so that every case sees the same host
     // load and a ratio can be taken within each round.
-    let mut samples: Vec<Vec<(f64, f64, Option<Costs>)>> =
-        cases.iter().map(|_| Vec::new()).collect();
+    let mut samples: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
     let mut failed = false;
     'rounds: for _ in 0..RUNS {
         for (c, v) in cases.iter().zip(samples.iter_mut()) {
@@ -435,7 +432,7 @@ fn main() {
     if failed {
         std::process::exit(1);
     }
-    let per_fault = |v: &[(f64, f64, Option<Costs>)]| -> Vec<f64> {
+    let per_fault = |v: &[Sample]| -> Vec<f64> {
         v.iter()
             .map(|&(a, b, _)| (a - b) / WINDOWS as f64)
             .collect()
