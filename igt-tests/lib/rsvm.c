@@ -389,22 +389,34 @@ void rsvm_free_tree(struct rsvm_tree *t)
 	free(t);
 }
 
-int rsvm_bar0_write(uint32_t offset, uint32_t value)
+/* BAR0 of the rsvm device up to @offset + 4 KiB, from sysfs; NULL on error. */
+static uint32_t *bar0_map(uint32_t offset, int *err)
 {
 	char addr[64], path[128];
 	uint32_t *bar;
 	int f;
 
+	*err = -ENODEV;
 	if (!rsvm_pci_address(addr, sizeof(addr)))
-		return -ENODEV;
+		return NULL;
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", addr);
 	f = open(path, O_RDWR | O_SYNC);
+	*err = -errno;
 	if (f < 0)
-		return -errno;
+		return NULL;
 	bar = mmap(NULL, offset + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	*err = -errno;
 	close(f);
-	if (bar == MAP_FAILED)
-		return -errno;
+	return bar == MAP_FAILED ? NULL : bar;
+}
+
+int rsvm_bar0_write(uint32_t offset, uint32_t value)
+{
+	int err;
+	uint32_t *bar = bar0_map(offset, &err);
+
+	if (!bar)
+		return err;
 	/* One 32-bit store, as MMIO needs it. */
 	__atomic_store_n(&bar[offset / 4], value, __ATOMIC_SEQ_CST);
 	munmap(bar, offset + 4096);
@@ -413,20 +425,11 @@ int rsvm_bar0_write(uint32_t offset, uint32_t value)
 
 int rsvm_bar0_read(uint32_t offset, uint32_t *value)
 {
-	char addr[64], path[128];
-	uint32_t *bar;
-	int f;
+	int err;
+	uint32_t *bar = bar0_map(offset, &err);
 
-	if (!rsvm_pci_address(addr, sizeof(addr)))
-		return -ENODEV;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", addr);
-	f = open(path, O_RDONLY | O_SYNC);
-	if (f < 0)
-		return -errno;
-	bar = mmap(NULL, offset + 4096, PROT_READ, MAP_SHARED, f, 0);
-	close(f);
-	if (bar == MAP_FAILED)
-		return -errno;
+	if (!bar)
+		return err;
 	*value = __atomic_load_n(&bar[offset / 4], __ATOMIC_SEQ_CST);
 	munmap(bar, offset + 4096);
 	return 0;
