@@ -765,6 +765,14 @@ impl Rig {
             & 0xf_ffff
     }
 
+    /// Loads `double_kernel` with its arguments at `DATA_VA`: the input at
+    /// `src`, the output in VRAM (`VID_VA`).
+    fn load_double(&self, src: u64) {
+        self.load_code(&double_kernel());
+        self.set_u64(PhysAddr::sys(0x40_0000), src);
+        self.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    }
+
     fn error_of(&self, ch: usize) -> Option<ErrorCode> {
         self.gpu
             .with_fifo(|f| f.channels[self.chans[ch].chid as usize].error)
@@ -934,10 +942,8 @@ fn replayable_faults_are_batched_then_replayed() {
     r.gpu
         .bar0_write(fault::NISO_INTR_EN_SET, NISO_REPLAYABLE_NOTIFY);
     r.gpu.bar0_write(NV_PMC_INTR_EN_SET_0, PMC_INTR_HUB);
-    r.load_code(&double_kernel());
     // in[] lives in the hole: 64 threads x 8 bytes, two pages.
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA + 0xf00);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA + 0xf00);
     let pb = r.launch(DATA_VA, 64, 0);
     r.submit(0, &pb);
 
@@ -1000,9 +1006,7 @@ fn replayable_faults_are_batched_then_replayed() {
 fn a_replay_without_service_refaults() {
     let mut r = Rig::new(1);
     r.replay_buffer(128);
-    r.load_code(&double_kernel());
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA);
     let pb = r.launch(DATA_VA, 4, 0);
     r.submit(0, &pb);
     assert_eq!(r.replay_put(), 4);
@@ -1017,9 +1021,7 @@ fn cancel_fails_the_job_with_a_reported_error() {
     let mut r = Rig::new(2);
     r.replay_buffer(128);
     r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
-    r.load_code(&double_kernel());
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA);
     let pb = r.launch(DATA_VA, 4, 0);
     r.submit(0, &pb);
     r.gpu
@@ -1038,10 +1040,8 @@ fn cancel_fails_the_job_with_a_reported_error() {
 fn cancel_va_global_through_mem_op_of_another_channel() {
     let mut r = Rig::new(3);
     r.replay_buffer(128);
-    r.load_code(&double_kernel());
     // Channel 0 faults on HOLE_VA, channel 1 on HOLE_VA + 1 MiB.
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA);
     r.set_u64(PhysAddr::sys(0x40_0010), HOLE_VA + (1 << 20));
     r.set_u64(PhysAddr::sys(0x40_0018), VID_VA);
     let pb = r.launch(DATA_VA, 1, 0);
@@ -1107,9 +1107,7 @@ fn without_replay_enabled_a_compute_fault_switches_the_channel_out() {
     r.fault_buffer(fault::NON_REPLAYABLE, 8);
     let pdb = r.pt.pdb.0.addr as u32;
     r.w(PhysAddr::vid(0x1200), pdb | (1 << 10) | (1 << 11)); // no FAULT_REPLAY_*
-    r.load_code(&double_kernel());
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA);
     let pb = r.launch(DATA_VA, 1, 0);
     r.submit(0, &pb);
     assert!(r.pccsr(0) & (1 << 23) != 0, "ENG_FAULTED");
@@ -1261,9 +1259,7 @@ fn cancel_va_global_is_scoped_to_one_pdb_and_every_error_is_reported() {
     let mut r = Rig::new(2);
     r.replay_buffer(128);
     r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
-    r.load_code(&double_kernel());
-    r.set_u64(PhysAddr::sys(0x40_0000), HOLE_VA);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(HOLE_VA);
     for ch in 0..2 {
         let pb = r.launch(DATA_VA, 1, 0);
         r.submit(ch, &pb);
@@ -1307,9 +1303,7 @@ fn cancel_va_global_is_scoped_to_one_pdb_and_every_error_is_reported() {
 fn a_misaligned_access_is_its_own_error_with_its_address() {
     let mut r = Rig::new(1);
     r.gpu.bar0_write(fifo::PFIFO_INTR_EN_0, PFIFO_INTR_CHANNEL);
-    r.load_code(&double_kernel());
-    r.set_u64(PhysAddr::sys(0x40_0000), DATA_VA + 0x101);
-    r.set_u64(PhysAddr::sys(0x40_0008), VID_VA);
+    r.load_double(DATA_VA + 0x101);
     let pb = r.launch(DATA_VA, 1, 0);
     r.submit(0, &pb);
     assert_eq!(r.error_of(0), Some(ErrorCode::Misaligned));
