@@ -428,9 +428,8 @@ impl<'bound> Gpu<'bound> {
         });
     }
 
-    /// Disables every interrupt source, then waits for the fault work
-    /// already queued (the device is unbinding: nothing queues more once
-    /// the interrupt is gone).
+    /// Disables every interrupt source (the fault work already queued is
+    /// waited for when the GPU is dropped, after its interrupt is freed).
     pub(crate) fn disable_interrupts(&self) {
         self.intr_en.store(0, Relaxed);
         self.hw.regs(|bar| {
