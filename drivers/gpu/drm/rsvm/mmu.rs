@@ -154,7 +154,7 @@ pub(crate) struct Reserve([Option<KBox<Table>>; PER_MAPPING]);
 
 impl Reserve {
     /// Whether the reserve holds what any one mapping needs.
-    pub(crate) fn is_full(&self) -> bool {
+    fn is_full(&self) -> bool {
         self.0.iter().all(Option::is_some)
     }
 
