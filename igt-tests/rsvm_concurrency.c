@@ -55,6 +55,24 @@ struct touch_args {
 	uint64_t *sum;
 };
 
+/*
+ * The test's own process. Its children (workers, victims, the parked
+ * process) exit with a message instead of failing an assertion, which
+ * would run the rest of the test in the child.
+ */
+static pid_t main_pid;
+
+static void must(bool ok, const char *what)
+{
+	if (ok)
+		return;
+	if (getpid() != main_pid) {
+		fprintf(stderr, "pid %d: %s failed\n", getpid(), what);
+		_exit(99);
+	}
+	igt_assert_f(ok, "%s failed\n", what);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -67,7 +85,7 @@ static void *page_alloc(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	igt_assert(p != MAP_FAILED);
+	must(p != MAP_FAILED, "mmap");
 	return p;
 }
 
@@ -86,7 +104,7 @@ static void *bound_stacks(int f, uint32_t threads)
 {
 	void *s = page_alloc(STACK_SIZE * threads);
 
-	igt_assert_eq(rsvm_svm_bind(f, s, STACK_SIZE * threads, 0), 0);
+	must(!rsvm_svm_bind(f, s, STACK_SIZE * threads, 0), "binding the stacks");
 	return s;
 }
 
@@ -95,8 +113,8 @@ static int open_bound(void)
 {
 	int f = rsvm_open(false);
 
-	igt_assert(f >= 0);
-	igt_assert_eq(rsvm_svm_bind(f, (void *)heap_lo, HEAP_SPAN, 0), 0);
+	must(f >= 0, "opening the device");
+	must(!rsvm_svm_bind(f, (void *)heap_lo, HEAP_SPAN, 0), "binding the heap");
 	return f;
 }
 
@@ -133,7 +151,7 @@ static uint64_t queue_scale(int f, uint32_t ch, struct scale_args *a, void *stac
 	uint64_t seq = 0;
 
 	rsvm_push_launch(&p, k_scale, a, stacks, STACK_SIZE, threads);
-	igt_assert_eq(rsvm_exec(f, ch, p.dw, p.n, &seq), 0);
+	must(!rsvm_exec(f, ch, p.dw, p.n, &seq), "EXEC");
 	return seq;
 }
 
@@ -299,7 +317,7 @@ static int uffd_open(void)
 
 	if (u < 0)
 		return -errno;
-	igt_assert_eq(ioctl(u, UFFDIO_API, &api), 0);
+	must(!ioctl(u, UFFDIO_API, &api), "UFFDIO_API");
 	return u;
 }
 
@@ -331,7 +349,7 @@ static pid_t parked_fault(int *held, int *release)
 
 		if (u < 0 || ioctl(u, UFFDIO_REGISTER, &reg))
 			_exit(2);
-		igt_assert_eq(rsvm_svm_bind(f, area, PAGE, 0), 0);
+		must(!rsvm_svm_bind(f, area, PAGE, 0), "binding the userfaultfd page");
 		*sum = 0;
 		*a = (struct touch_args){ area, 1, PAGE, 0, sum };
 		rsvm_push_launch(&p, k_touch, a, stacks, STACK_SIZE, 1);
@@ -437,6 +455,7 @@ igt_main
 	igt_fixture {
 		uint64_t v = 0;
 
+		main_pid = getpid();
 		fd = rsvm_open(false);
 		igt_require(fd >= 0);
 		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_UAPI_VERSION, &v), 0);

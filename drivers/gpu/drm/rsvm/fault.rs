@@ -195,11 +195,11 @@ impl FaultBuffers {
             let fifo = hw.fifo.lock();
             for &(f, replayable) in d.packets.iter() {
                 // A channel destroyed since: nothing waits for this fault.
-                let Some((chid, vm)) = fifo.lookup(f.inst) else {
+                let Some((chan, vm)) = fifo.lookup(f.inst) else {
                     continue;
                 };
                 vm.queue_fault(SvmFault {
-                    chid,
+                    chan,
                     va: f.va,
                     write: f.write,
                     fatal: f.fatal,

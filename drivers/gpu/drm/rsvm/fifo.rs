@@ -112,12 +112,24 @@ struct ChanEntry {
     inst: u64,
     userd: u64,
     live: bool,
+    /// Which channel had this id: a fault served after its channel was
+    /// destroyed must not touch a new channel with the same id.
+    gen: u64,
+}
+
+/// One channel, as a fault names it: its id and which channel had the id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChanRef {
+    pub(crate) chid: u32,
+    pub(crate) gen: u64,
 }
 
 /// Channel ids and the runlist.
 pub(crate) struct Fifo {
     runlist: DmaBuf,
     chans: KVec<Option<ChanEntry>>,
+    /// The last [`ChanEntry::gen`] handed out.
+    next_gen: u64,
 }
 
 impl Fifo {
@@ -129,6 +141,7 @@ impl Fifo {
         Ok(Self {
             runlist: DmaBuf::new(dev, NUM_CHANNELS * 16)?,
             chans,
+            next_gen: 0,
         })
     }
 
@@ -136,11 +149,13 @@ impl Fifo {
     /// marked live).
     fn alloc(&mut self, vm: Arc<Vm>, inst: u64, userd: u64) -> Result<u32> {
         let chid = self.chans.iter().position(Option::is_none).ok_or(ENOSPC)?;
+        self.next_gen += 1;
         self.chans[chid] = Some(ChanEntry {
             vm,
             inst,
             userd,
             live: false,
+            gen: self.next_gen,
         });
         Ok(chid as u32)
     }
@@ -185,11 +200,22 @@ impl Fifo {
     }
 
     /// The channel and VM of the instance block at `inst` (from a fault).
-    pub(crate) fn lookup(&self, inst: u64) -> Option<(u32, Arc<Vm>)> {
+    pub(crate) fn lookup(&self, inst: u64) -> Option<(ChanRef, Arc<Vm>)> {
         self.chans.iter().enumerate().find_map(|(chid, e)| {
             let e = e.as_ref()?;
-            (e.live && e.inst == inst).then(|| (chid as u32, e.vm.clone()))
+            (e.live && e.inst == inst).then(|| {
+                let chid = chid as u32;
+                (ChanRef { chid, gen: e.gen }, e.vm.clone())
+            })
         })
+    }
+
+    /// Whether `c` is still the live channel with its id.
+    pub(crate) fn is_current(&self, c: ChanRef) -> bool {
+        self.chans
+            .get(c.chid as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|e| e.live && e.gen == c.gen)
     }
 }
 

@@ -48,7 +48,7 @@ use kernel::{
 };
 
 use crate::{
-    fifo::{KERNEL_VA_SIZE, KERNEL_VA_START},
+    fifo::{ChanRef, KERNEL_VA_SIZE, KERNEL_VA_START},
     gpu::{Hw, Replay, CANCEL_VA_LIMIT},
     mem::DmaBuf,
     mmu::{Garbage, PageSize, PageTables, PteFlags, Reserve},
@@ -85,7 +85,7 @@ const MIRROR_PAGES: usize = 512;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SvmFault {
     /// The channel that took it.
-    pub(crate) chid: u32,
+    pub(crate) chan: ChanRef,
     /// The address, page-aligned.
     pub(crate) va: u64,
     /// Needs a writable mapping.
@@ -115,7 +115,7 @@ struct Service {
     seen: KVec<(u64, u32)>,
     next: KVec<(u64, u32)>,
     /// Channels whose non-replayable fault was served, to restart.
-    restart: KVec<u32>,
+    restart: KVec<ChanRef>,
     pfns: PfnBuf,
     reserve: Reserve,
 }
@@ -272,7 +272,7 @@ impl Vm {
     /// channel is merged into it.
     pub(crate) fn queue_fault(&self, f: SvmFault) {
         let mut q = self.queue.lock();
-        if let Some(e) = q.iter_mut().find(|e| e.chid == f.chid && e.va == f.va) {
+        if let Some(e) = q.iter_mut().find(|e| e.chan == f.chan && e.va == f.va) {
             e.write |= f.write;
             e.fatal |= f.fatal;
             e.replayable &= f.replayable;
@@ -317,7 +317,7 @@ impl Vm {
     /// fold into one write fault), failures cancelled or their channels
     /// stopped, then one invalidate + replay for the whole batch.
     fn serve_batch(&self, svc: &mut Service) {
-        svc.batch.sort_unstable_by_key(|f| (f.va, f.chid));
+        svc.batch.sort_unstable_by_key(|f| (f.va, f.chan));
         svc.next.clear();
         svc.restart.clear();
         let mut replay = false;
@@ -351,7 +351,7 @@ impl Vm {
                     // Restarted, a non-replayable access runs (and, not
                     // served yet, faults) again.
                     (_, false) => {
-                        let _ = svc.restart.push_within_capacity(f.chid);
+                        let _ = svc.restart.push_within_capacity(f.chan);
                     }
                 }
             }
@@ -362,8 +362,11 @@ impl Vm {
             // An engine restarts only once its stale translations are gone.
             self.hw.invalidate_all_and_replay(!svc.restart.is_empty());
         }
-        for &chid in svc.restart.iter() {
-            self.hw.restart_channel(chid);
+        if !svc.restart.is_empty() {
+            let fifo = self.hw.fifo.lock();
+            for &c in svc.restart.iter().filter(|&&c| fifo.is_current(c)) {
+                self.hw.restart_channel(c.chid);
+            }
         }
     }
 
@@ -371,14 +374,23 @@ impl Vm {
     /// `DRM_RSVM_ERROR_FAULT` with the whole address; a stalled compute
     /// access is cancelled in this VM's address space only, anything else
     /// (or an address a cancel cannot name) stops the channel.
+    ///
+    /// Under the FIFO lock, and only if the channel is still the one that
+    /// faulted: its id cannot be handed to a new channel meanwhile (a
+    /// killed process's faults fail after its channels are gone).
     fn fail(&self, f: &SvmFault) {
+        let fifo = self.hw.fifo.lock();
+        if !fifo.is_current(f.chan) {
+            return;
+        }
+        let chid = f.chan.chid;
         self.hw
-            .set_channel_error(f.chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
+            .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
         if f.replayable && f.va < CANCEL_VA_LIMIT {
             self.hw
                 .invalidate_tlb(self.pt.pdb, f.va, Replay::CancelVaGlobal);
         } else {
-            self.hw.disable_channel(f.chid);
+            self.hw.disable_channel(chid);
         }
     }
 
