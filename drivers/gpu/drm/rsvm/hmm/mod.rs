@@ -35,13 +35,17 @@ use kernel::{
     impl_has_work,
     mm::{
         hmm::{self as khmm, PfnBuf, Range, Request},
-        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, NotifierRange},
+        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, NotifierRange, ReadSeq},
         Mm, MmWithUser,
     },
     new_mutex, new_spinlock, new_work,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{aref::ARef, Arc, Mutex, SpinLock},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex, SpinLock,
+    },
     time::msecs_to_jiffies,
     uapi,
     workqueue::{self, Work, WorkItem},
@@ -73,9 +77,9 @@ const QUEUE_REPLAYABLE: usize = 512;
 /// per channel.
 const QUEUE_NON_REPLAYABLE: usize = crate::fifo::MAX_CHANNELS_PER_VM;
 
-/// Batches in a row in which one page may fault again after being served
-/// before its job fails: a fault that cannot make progress must not be
-/// served forever.
+/// Batches in a row in which one page may fault again after being served,
+/// with nothing invalidated in its range meanwhile, before its job fails: a
+/// fault that cannot make progress must not be served forever.
 const MAX_REPEATS: u32 = 32;
 
 /// Pages one mirror pass handles at most (a 2 MiB block).
@@ -106,14 +110,26 @@ enum Outcome {
     Failed,
 }
 
+/// A page a batch served.
+#[derive(Clone, Copy)]
+struct Served {
+    va: u64,
+    /// Batches in a row that served it with its range unchanged.
+    repeats: u32,
+    /// The range ([`Mirror::id`]) and the notifier sequence it was mapped
+    /// at: a later invalidation of the range makes its next fault a new one.
+    range: u64,
+    seq: ReadSeq,
+}
+
 /// The fault worker's state, kept between batches so that serving a fault
 /// allocates nothing.
 struct Service {
     batch: KVec<SvmFault>,
-    /// Pages served in the last batch and for how many batches in a row,
-    /// sorted; `next` is built from the current batch.
-    seen: KVec<(u64, u32)>,
-    next: KVec<(u64, u32)>,
+    /// Pages served in the last batch, sorted; `next` is built from the
+    /// current batch.
+    seen: KVec<Served>,
+    next: KVec<Served>,
     /// Channels whose non-replayable fault was served, to restart.
     restart: KVec<ChanRef>,
     pfns: PfnBuf,
@@ -175,6 +191,9 @@ struct MirrorState {
 /// The interval-notifier side of one SVM range.
 struct Mirror {
     pt: Arc<VmPt>,
+    /// Unique among the VM's ranges, ever (an address is not: a range
+    /// bound again where one was unbound may get the freed notifier's).
+    id: u64,
 }
 
 impl IntervalNotifierOps for Mirror {
@@ -212,6 +231,8 @@ pub(crate) struct Vm {
     /// Bound ranges, by start address.
     #[pin]
     ranges: Mutex<KVec<Arc<IntervalNotifier<Mirror>>>>,
+    /// The next range's [`Mirror::id`].
+    next_range: Atomic<u64>,
     /// Faults waiting for the worker.
     #[pin]
     queue: SpinLock<KVec<SvmFault>>,
@@ -259,6 +280,7 @@ impl Vm {
                 mm: ARef::from(mm),
                 pt,
                 ranges <- new_mutex!(KVec::new()),
+                next_range: Atomic::new(0),
                 queue <- new_spinlock!(queue),
                 svc <- new_mutex!(Service::new()?),
                 work <- new_work!("rsvm::Vm::work"),
@@ -328,22 +350,34 @@ impl Vm {
             let (write, fatal) = svc.batch[i..i + group]
                 .iter()
                 .fold((false, false), |(w, x), f| (w | f.write, x | f.fatal));
-            let repeats = 1 + svc
-                .seen
-                .binary_search_by_key(&va, |&(p, _)| p)
-                .map_or(0, |k| svc.seen[k].1);
-            let outcome = if fatal || repeats > MAX_REPEATS {
-                Outcome::Failed
-            } else {
-                match self.handle_fault(va, write, &mut svc.pfns, &mut svc.reserve) {
-                    Ok(()) => Outcome::Served,
-                    Err(e) if e == EAGAIN => Outcome::Retry,
-                    Err(_) => Outcome::Failed,
+            let n = self.range_at(va);
+            // A repeat: served in the last batch, its range unchanged since.
+            let repeats = match (&n, svc.seen.binary_search_by_key(&va, |p| p.va)) {
+                (Some(n), Ok(k))
+                    if svc.seen[k].range == n.ops().id && !n.check_retry(svc.seen[k].seq) =>
+                {
+                    svc.seen[k].repeats + 1
                 }
+                _ => 1,
             };
-            if outcome == Outcome::Served {
-                let _ = svc.next.push_within_capacity((va, repeats));
-            }
+            let outcome = match n {
+                Some(n) if !fatal && repeats <= MAX_REPEATS => {
+                    match self.handle_fault(&n, va, write, &mut svc.pfns, &mut svc.reserve) {
+                        Ok(seq) => {
+                            let _ = svc.next.push_within_capacity(Served {
+                                va,
+                                repeats,
+                                range: n.ops().id,
+                                seq,
+                            });
+                            Outcome::Served
+                        }
+                        Err(e) if e == EAGAIN => Outcome::Retry,
+                        Err(_) => Outcome::Failed,
+                    }
+                }
+                _ => Outcome::Failed,
+            };
             for f in &svc.batch[i..i + group] {
                 match (outcome, f.replayable) {
                     (Outcome::Failed, _) => self.fail(f),
@@ -370,10 +404,13 @@ impl Vm {
         }
     }
 
-    /// Fails the job behind an unserviceable fault: its channel reports
-    /// `DRM_RSVM_ERROR_FAULT` with the whole address; a stalled compute
-    /// access is cancelled in this VM's address space only, anything else
-    /// (or an address a cancel cannot name) stops the channel.
+    /// Fails the job behind an unserviceable fault: a stalled compute
+    /// access is cancelled in this VM's address space only, and the device
+    /// reports `DRM_RSVM_ERROR_FAULT` for each channel whose access the
+    /// cancel hit. A fault no access waits on any more (it was replayed
+    /// and went on, or its job is gone) fails nothing. Anything else (a
+    /// non-replayable fault, or an address a cancel cannot name) stops the
+    /// channel, which reports the whole address.
     ///
     /// Under the FIFO lock, and only if the channel is still the one that
     /// faulted: its id cannot be handed to a new channel meanwhile (a
@@ -384,12 +421,12 @@ impl Vm {
             return;
         }
         let chid = f.chan.chid;
-        self.hw
-            .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
         if f.replayable && f.va < CANCEL_VA_LIMIT {
             self.hw
                 .invalidate_tlb(self.pt.pdb, f.va, Replay::CancelVaGlobal);
         } else {
+            self.hw
+                .set_channel_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
             self.hw.disable_channel(chid);
         }
     }
@@ -435,6 +472,7 @@ impl Vm {
                 len as usize,
                 Mirror {
                     pt: self.pt.clone(),
+                    id: self.next_range.fetch_add(1, Relaxed),
                 },
                 MirrorState { live: true },
             )?;
@@ -528,30 +566,33 @@ impl Vm {
     /// again). The TLB is not flushed: the batch's replay does it.
     fn handle_fault(
         &self,
+        n: &IntervalNotifier<Mirror>,
         va: u64,
         write: bool,
         pfns: &mut PfnBuf,
         reserve: &mut Reserve,
-    ) -> Result {
-        let n = {
-            let ranges = self.ranges.lock();
-            ranges
-                .iter()
-                .find(|r| r.covers(va as usize, va as usize + 1))
-                .cloned()
-                .ok_or(EFAULT)?
-        };
+    ) -> Result<ReadSeq> {
         let page = va & !(PAGE_SIZE as u64 - 1);
         let (rs, re) = (n.start() as u64, (n.start() + n.size()) as u64);
         let s = (page & !(FAULT_WINDOW - 1)).max(rs);
         let e = ((page & !(FAULT_WINDOW - 1)) + FAULT_WINDOW).min(re);
-        self.mirror(None, &n, s, e, Some((page, write)), pfns, reserve)
+        self.mirror(None, n, s, e, Some((page, write)), pfns, reserve)
+    }
+
+    /// The bound range that covers `va`.
+    fn range_at(&self, va: u64) -> Option<Arc<IntervalNotifier<Mirror>>> {
+        self.ranges
+            .lock()
+            .iter()
+            .find(|r| r.covers(va as usize, va as usize + 1))
+            .cloned()
     }
 
     /// Snapshots `[s, e)` (inside one 2 MiB block and the range of `n`) and
     /// mirrors what the CPU maps; `fault` names a page to fault in first.
     /// Page tables come from `reserve`, topped up from the device's pool,
     /// or with `dev` allocated; without `dev`, `EAGAIN` when both ran out.
+    /// Returns the notifier sequence the mapping is current at.
     #[allow(clippy::too_many_arguments)]
     fn mirror(
         &self,
@@ -562,7 +603,7 @@ impl Vm {
         fault: Option<(u64, bool)>,
         pfns: &mut PfnBuf,
         reserve: &mut Reserve,
-    ) -> Result {
+    ) -> Result<ReadSeq> {
         // The worker is not the process: keep its address space alive.
         let _users = self.mm.mmget_not_zero().ok_or(EFAULT)?;
         let mut range = Range::new_in(n, s as usize, e as usize, Request::Snapshot, pfns)?;
@@ -600,7 +641,7 @@ impl Vm {
                 {
                     continue
                 }
-                res => return res.map(|_| ()),
+                res => return res.map(|_| seq),
             }
         }
     }
