@@ -349,7 +349,8 @@ static void parker_main(int cmd, int ans)
 		struct rsvm_push p = { .n = 0 };
 		struct uffdio_copy copy;
 		struct uffd_msg msg;
-		uint64_t seq;
+		uint64_t seq, info = 0;
+		uint32_t err = 0;
 		int ret;
 
 		must(!ioctl(u, UFFDIO_REGISTER, &reg), "UFFDIO_REGISTER");
@@ -371,8 +372,12 @@ static void parker_main(int cmd, int ans)
 		*(uint64_t *)src = 4242 + round;
 		copy = (struct uffdio_copy){ (uintptr_t)area, (uintptr_t)src, PAGE, 0, 0 };
 		must(!ioctl(u, UFFDIO_COPY, &copy), "UFFDIO_COPY");
-		must(!rsvm_wait(f, ch, seq, 30 * SEC, NULL, NULL) && *sum == 4242 + round,
-		     "A's job after the fault was resolved");
+		ret = rsvm_wait(f, ch, seq, 30 * SEC, &err, &info);
+		if (ret || *sum != 4242 + round)
+			fprintf(stderr, "A's job %llu at %p: %d (error %u, info %#llx), sum %llu\n",
+				(unsigned long long)round, (void *)area, ret, err,
+				(unsigned long long)info, (unsigned long long)*sum);
+		must(!ret && *sum == 4242 + round, "A's job after the fault was resolved");
 		must(!rsvm_svm_unbind(f, area, PAGE), "unbinding the userfaultfd page");
 		munmap(area, PAGE);
 		must(write(ans, "d", 1) == 1, "answering");

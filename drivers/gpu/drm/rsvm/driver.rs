@@ -111,7 +111,7 @@ impl pci::Driver for RsvmPciDriver {
     fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         // Open files may outlive the device: stop every channel now, so the
         // GPU touches none of their memory once it is freed.
-        this.gpu.hw.stop_all_channels();
+        this.gpu.shared.fifo.stop_all();
         this.gpu.disable_interrupts();
     }
 }

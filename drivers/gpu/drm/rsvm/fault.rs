@@ -7,7 +7,7 @@
 //! The thread never serves a fault itself, so a fault that waits (in a
 //! userfaultfd handler, on I/O, behind another process's mmap lock) holds up
 //! only its own VM: every VM has its own queue and work item (see
-//! `hmm::Vm::serve_faults`), and VMs are served in parallel on the unbound
+//! `vm::Vm::serve_faults`), and VMs are served in parallel on the unbound
 //! workqueue. Buffer 1 takes replayable faults (compute: the access stalls
 //! until a replay), buffer 0 non-replayable ones (the copy engine and host
 //! semaphores: "fault and switch", the channel waits for `*_FAULTED` to be
@@ -23,17 +23,28 @@
 //! pass, then each VM's queue lock; the drain state is the thread's own.
 
 use kernel::{
-    io::{register::Array, Io},
+    device::Bound,
+    io::{
+        register::Array,
+        Io, //
+    },
     new_mutex, pci,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc,
+        Mutex, //
+    },
 };
 
 use crate::{
-    gpu::Hw,
-    hmm::{SvmFault, Vm},
+    hw::Hw,
     mem::DmaBuf,
     regs,
+    vm::{
+        GpuFault,
+        Vm,
+        VmFifo, //
+    },
 };
 
 /// Entries per buffer.
@@ -88,13 +99,14 @@ struct Drain {
 /// The two fault buffers, in coherent system memory.
 pub(crate) struct FaultBuffers {
     hw: Arc<Hw>,
+    fifo: Arc<VmFifo>,
     bufs: [DmaBuf; 2],
     drain: Pin<KBox<Mutex<Drain>>>,
 }
 
 impl FaultBuffers {
     /// Allocates both buffers and points the MMU at them.
-    pub(crate) fn new(pdev: &pci::Device<kernel::device::Bound>, hw: &Arc<Hw>) -> Result<Self> {
+    pub(crate) fn new(pdev: &pci::Device<Bound>, hw: &Arc<Hw>, fifo: &Arc<VmFifo>) -> Result<Self> {
         let size = ENTRIES as usize * PACKET;
         let bufs = [
             DmaBuf::new(pdev.as_ref(), size)?,
@@ -134,6 +146,7 @@ impl FaultBuffers {
         };
         Ok(Self {
             hw: hw.clone(),
+            fifo: fifo.clone(),
             bufs,
             drain: KBox::pin_init(new_mutex!(drain), GFP_KERNEL)?,
         })
@@ -170,7 +183,7 @@ impl FaultBuffers {
     /// One pass over both buffers: takes what is published, moves `GET`,
     /// and queues each fault on its VM's worker. Returns whether there was
     /// any fault.
-    pub(crate) fn service(&self, hw: &Hw) -> bool {
+    pub(crate) fn service(&self) -> bool {
         let mut guard = self.drain.lock();
         let d = &mut *guard;
         d.packets.clear();
@@ -179,7 +192,7 @@ impl FaultBuffers {
                 continue;
             };
             d.get[i] = get;
-            hw.regs(|bar| {
+            self.hw.regs(|bar| {
                 if let (Some(loc), Ok(v)) = (
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::try_at(i),
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_GET::zeroed().try_with_ptr(get),
@@ -192,13 +205,13 @@ impl FaultBuffers {
             return false;
         }
         {
-            let fifo = hw.fifo.lock();
+            let fifo = self.fifo.lock();
             for &(f, replayable) in d.packets.iter() {
                 // A channel destroyed since: nothing waits for this fault.
                 let Some((chan, vm)) = fifo.lookup(f.inst) else {
                     continue;
                 };
-                vm.queue_fault(SvmFault {
+                vm.queue_fault(GpuFault {
                     chan,
                     va: f.va,
                     write: f.write,

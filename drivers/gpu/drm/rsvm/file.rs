@@ -18,11 +18,17 @@ use kernel::{
 };
 
 use crate::{
-    driver::{RsvmDevice, RsvmDriver, RsvmRegData},
-    fifo::{self, Channel},
-    gpu,
-    hmm::{self, Vm},
-    mmu,
+    driver::{
+        RsvmDevice,
+        RsvmDriver,
+        RsvmRegData, //
+    },
+    fifo, mmu,
+    vm::{
+        layout,
+        Channel,
+        Vm, //
+    },
 };
 
 /// Channels one file may have.
@@ -75,7 +81,7 @@ impl File {
                 Err(EACCES)
             };
         }
-        let vm = Vm::new(reg.gpu.pdev.as_ref(), &reg.gpu.hw, mm)?;
+        let vm = Vm::new(reg.gpu.pdev.as_ref(), &reg.gpu.shared, mm)?;
         st.vm = Some(vm.clone());
         Ok(vm)
     }
@@ -114,13 +120,13 @@ impl File {
         args.value = match args.param {
             uapi::DRM_RSVM_PARAM_CHIP_ID => spec.boot0.into(),
             uapi::DRM_RSVM_PARAM_VRAM_SIZE => spec.vram_size,
-            uapi::DRM_RSVM_PARAM_VA_BITS => gpu::VA_BITS.into(),
-            uapi::DRM_RSVM_PARAM_PAGE_SIZES => gpu::PAGE_SIZES,
+            uapi::DRM_RSVM_PARAM_VA_BITS => layout::VA_BITS.into(),
+            uapi::DRM_RSVM_PARAM_PAGE_SIZES => layout::PAGE_SIZES,
             uapi::DRM_RSVM_PARAM_UAPI_VERSION => uapi::DRM_RSVM_UAPI_VERSION.into(),
             uapi::DRM_RSVM_PARAM_FIRMWARE_VERSION => reg.gpu.firmware_version().into(),
-            uapi::DRM_RSVM_PARAM_KERNEL_VA_START => fifo::KERNEL_VA_START,
-            uapi::DRM_RSVM_PARAM_KERNEL_VA_SIZE => fifo::KERNEL_VA_SIZE,
-            uapi::DRM_RSVM_PARAM_SVM_VA_LIMIT => hmm::SVM_VA_LIMIT,
+            uapi::DRM_RSVM_PARAM_KERNEL_VA_START => layout::KERNEL_VA_START,
+            uapi::DRM_RSVM_PARAM_KERNEL_VA_SIZE => layout::KERNEL_VA_SIZE,
+            uapi::DRM_RSVM_PARAM_SVM_VA_LIMIT => layout::SVM_VA_LIMIT,
             uapi::DRM_RSVM_PARAM_ENGINES => {
                 let mut e = 0;
                 if hw.has_copy() {
@@ -191,7 +197,7 @@ impl File {
                 return Err(ENOSPC);
             }
         }
-        let ch = Channel::new(reg.gpu.pdev.as_ref(), &reg.gpu.hw, &vm)?;
+        let ch = vm.new_channel(reg.gpu.pdev.as_ref())?;
         let mut st = this.state.lock();
         // Again under the lock: a concurrent create may have taken the
         // last slot meanwhile. The channel is stopped outside the lock.

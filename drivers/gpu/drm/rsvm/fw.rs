@@ -20,7 +20,10 @@ use kernel::{
     time::Delta,
 };
 
-use crate::{gpu::Bar0, regs};
+use crate::{
+    hw::Bar0,
+    regs, //
+};
 
 /// The image the driver requests.
 pub(crate) const FIRMWARE_NAME: &CStr = c"rsvm/gv100-model.bin";

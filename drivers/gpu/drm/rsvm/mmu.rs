@@ -12,6 +12,9 @@
 //! caller fills a [`Reserve`] first and [`PageTables::map`] fails with
 //! `EAGAIN` if it needs more. Tables that become empty are unlinked into a
 //! [`Garbage`] list that the caller drops only after the TLB invalidate.
+//!
+//! [`AddressSpace`] is one GPU address space built on these tables;
+//! [`tlb`] holds the invalidate and the fault replay and cancel.
 
 use kernel::{
     device::{Bound, Device},
@@ -24,6 +27,11 @@ use kernel::{
 };
 
 use crate::mem::DmaBuf;
+
+mod address_space;
+pub(crate) mod tlb;
+
+pub(crate) use address_space::AddressSpace;
 
 /// Page-table pages in the page tables of all VMs of all devices (a
 /// diagnostic for leak tests; spare tables in pools and reserves are not
@@ -259,8 +267,10 @@ const DIR_LEVELS: [(u32, usize); 3] = [(47, 4), (38, 512), (29, 512)];
 /// PDE0: VA 28:21, 256 entries of 16 bytes.
 const PDE0_SHIFT: u32 = 21;
 const PDE0_ENTRIES: usize = 256;
+/// Virtual address bits of a GMMU v2 address space (five levels).
+pub(crate) const VA_BITS: u32 = 49;
 /// Addresses a GMMU v2 address space can hold.
-pub(crate) const VA_LIMIT: u64 = 1 << 49;
+pub(crate) const VA_LIMIT: u64 = 1 << VA_BITS;
 
 /// The page tables of one GPU address space.
 pub(crate) struct PageTables {

@@ -6,6 +6,7 @@
 //! The GPU's programming model is the documented subset of NVIDIA Volta
 //! (GV100) described in `Documentation/gpu/rsvm/hardware.rst`.
 
+mod ce;
 mod driver;
 mod fault;
 mod fifo;
@@ -14,10 +15,12 @@ mod fw;
 mod gem;
 mod gpu;
 mod hmm;
+mod hw;
 mod irq;
 mod mem;
 mod mmu;
 mod regs;
+mod vm;
 
 kernel::module_pci_driver! {
     type: driver::RsvmPciDriver,
