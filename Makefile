@@ -20,7 +20,7 @@ ifneq ($(CLIPPY),)
 export CLIPPY
 endif
 
-.PHONY: all setup kernel model initramfs run check bench clean distclean
+.PHONY: all setup kernel model initramfs run check bench help clean distclean
 
 all: initramfs model
 
@@ -50,6 +50,23 @@ bench: all
 	@mkdir -p $(BUILD)/bench
 	@$(CARGO_TARGET_DIR)/release/rsvm-gpu-bench 64 | tee $(BUILD)/bench/model.md
 	@scripts/vm.py bench --quiet
+
+# The inner loops: what to run while working on one part.
+help:
+	@echo "make run | check | bench    the demo, every test, the benchmarks"
+	@echo "make all                    build what changed (driver edits: ~30 s)"
+	@echo "make CLIPPY=1 all           the same, with clippy on the kernel's Rust code"
+	@echo
+	@echo "Inner loops:"
+	@echo "  cargo test --release -p rsvm-gpu           the GPU model's unit and integration tests"
+	@echo "  scripts/kernel.sh build                    rebuild the kernel and rsvm.ko only"
+	@echo "  scripts/kernel.sh clippy                   clippy on the driver and rust/ only"
+	@echo "  make all && scripts/vm.py check --only BIN[:SUBTEST]"
+	@echo "                                             one guest test binary or subtest (~30 s)"
+	@echo "  scripts/vm.py bench                        the guest benchmarks only"
+	@echo "  scripts/imports.py                         the driver's import graph and its cycles"
+	@echo
+	@echo "Guest logs: build/run/{serial,guest,model,qemu}.log"
 
 clean:
 	rm -rf $(BUILD)/kbuild $(BUILD)/target $(BUILD)/guest $(BUILD)/initramfs* $(BUILD)/bzImage $(BUILD)/modroot $(BUILD)/stamps/kernel-config

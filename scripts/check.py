@@ -17,7 +17,10 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
-KSRC = os.path.join(BUILD, "linux-7.3.4")
+# The kernel version is spelled once, in scripts/common.sh.
+with open(os.path.join(TOP, "scripts", "common.sh")) as _f:
+    KVER = re.search(r"^KVER=(\S+)$", _f.read(), re.M).group(1)
+KSRC = os.path.join(BUILD, f"linux-{KVER}")
 
 results = []  # (name, passed: True/False/None for skipped, note)
 
@@ -68,6 +71,15 @@ def lints():
     record("lint/checkpatch", p.returncode == 0, (p.stdout + p.stderr)[:3000])
     p = subprocess.run([os.path.join(TOP, "scripts", "kernel.sh"), "clippy"], capture_output=True, text=True)
     record("lint/clippy-kernel", p.returncode == 0, (p.stdout + p.stderr)[-3000:])
+    # The driver's files import each other one way (no cycle but the
+    # drm::Driver triangle); svm.rst draws the graph.
+    p = subprocess.run([os.path.join(TOP, "scripts", "imports.py")], capture_output=True, text=True)
+    record("lint/import-graph", p.returncode == 0, "\n".join(l for l in p.stdout.splitlines() if "CYCLE" in l))
+    # MODULE_FIRMWARE: modinfo names the image the driver requests.
+    ko = os.path.join(BUILD, "kbuild", "drivers", "gpu", "drm", "rsvm", "rsvm.ko")
+    fw = b"firmware=rsvm/gv100-model.bin\0"
+    found = os.path.exists(ko) and fw in open(ko, "rb").read()
+    record("lint/modinfo-firmware", found, f"{ko} has no {fw!r}")
 
 
 def guest():

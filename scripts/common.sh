@@ -11,8 +11,10 @@ BUILD=${BUILD:-$TOP/build}
 DL=$BUILD/dl
 
 # Pinned versions (see README "Pinned inputs").
+# The kernel version is spelled here only; everything else derives it.
 KVER=7.3.4
-KPKG_VERSION=${KPKG_VERSION:-7.3.4-1~bpo13+1}
+KSERIES=${KVER%.*}               # Debian's linux-source-$KSERIES package
+KPKG_VERSION=${KPKG_VERSION:-$KVER-1~bpo13+1}
 BINDGEN_VERSION=0.72.1
 LIBCLANG_MIN=17
 QEMU_MIN=10.1

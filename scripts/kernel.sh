@@ -18,14 +18,14 @@ export LIBCLANG_PATH=$TOOLS/libclang/native
 KMAKE=(make -s -C "$KSRC" O="$KOUT" ARCH=x86_64 BINDGEN="$BINDGEN" -j"$(nproc)")
 
 tree() {
-	local tarball=$DL/linux-source-7.3.tar.xz
+	local tarball=$DL/linux-source-$KSERIES.tar.xz
 	[ -f "$tarball" ] || die "no kernel source (run scripts/setup-host.sh)"
 	if stamp_ok kernel-tree "$KPKG_VERSION" && [ -f "$KSRC/Makefile" ]; then return; fi
 	msg "unpacking Linux $KVER"
 	rm -rf "$KSRC" "$BUILD/kpatch" "$BUILD/stamps/kernel-patches" "$BUILD/linux-x"
 	mkdir -p "$BUILD/linux-x"
 	tar -C "$BUILD/linux-x" -xf "$tarball"
-	mv "$BUILD"/linux-x/linux-source-7.3 "$KSRC"
+	mv "$BUILD"/linux-x/linux-source-"$KSERIES" "$KSRC"
 	rmdir "$BUILD/linux-x"
 	local v
 	v=$(make -s -C "$KSRC" kernelversion)

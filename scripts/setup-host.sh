@@ -21,24 +21,24 @@ host_packages() {
 	DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Linux source from Debian's linux-source-7.3 (trixie-backports).
+# Linux source from Debian's linux-source-$KSERIES (trixie-backports).
 kernel_source() {
 	if stamp_ok kernel-src "$KPKG_VERSION"; then return; fi
 	apt_private_init
 	local ver=$KPKG_VERSION
-	if ! apt_private_versions linux-source-7.3 | grep -qxF "$ver"; then
-		ver=$(apt_private_versions linux-source-7.3 | sort -V | tail -1)
-		[ -n "$ver" ] || die "linux-source-7.3 is not served by the archive"
-		msg "WARNING: linux-source-7.3=$KPKG_VERSION is gone; using $ver"
+	if ! apt_private_versions "linux-source-$KSERIES" | grep -qxF "$ver"; then
+		ver=$(apt_private_versions "linux-source-$KSERIES" | sort -V | tail -1)
+		[ -n "$ver" ] || die "linux-source-$KSERIES is not served by the archive"
+		msg "WARNING: linux-source-$KSERIES=$KPKG_VERSION is gone; using $ver"
 	fi
-	msg "downloading linux-source-7.3=$ver"
-	(cd "$DL" && apt_private download "linux-source-7.3=$ver" >/dev/null)
+	msg "downloading linux-source-$KSERIES=$ver"
+	(cd "$DL" && apt_private download "linux-source-$KSERIES=$ver" >/dev/null)
 	local deb
-	deb=$(ls "$DL"/linux-source-7.3_*.deb | head -1)
+	deb=$(ls "$DL"/linux-source-"${KSERIES}"_*.deb | head -1)
 	rm -rf "$DL/ksrc-unpack" && mkdir -p "$DL/ksrc-unpack"
 	dpkg-deb -x "$deb" "$DL/ksrc-unpack"
 	local tarball
-	tarball=$(ls "$DL"/ksrc-unpack/usr/src/linux-source-7.3.tar.* | head -1)
+	tarball=$(ls "$DL"/ksrc-unpack/usr/src/linux-source-"$KSERIES".tar.* | head -1)
 	mv "$tarball" "$DL/"
 	rm -rf "$DL/ksrc-unpack" "$deb"
 	stamp_set kernel-src "$KPKG_VERSION"

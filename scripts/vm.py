@@ -49,6 +49,7 @@ KUNIT_SUITES = ["rust_kernel_hmm", "rust_kernel_migrate", "rust_kernel_pagemap"]
 KTAP_SUITE = re.compile(r"^\[[ 0-9.]+\]\s+# Subtest: (\S+)")
 KTAP_CASE = re.compile(r"^\[[ 0-9.]+\] {5}(not ok|ok) \d+ (\S+)(.*)$")
 KTAP_END = re.compile(r"^\[[ 0-9.]+\] (?:not ok|ok) \d+ (\S+)")
+# The markers guest/init writes: their list and meaning is at the top of guest/init.
 BINARY = re.compile(r"^RSVM-TEST-BINARY: (\S+)")
 EXPECT = re.compile(r"^RSVM-EXPECT: (\S+)")
 TAP = re.compile(r"^(ok|not ok) \d+ (\S+)(.*)$")

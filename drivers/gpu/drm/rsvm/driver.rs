@@ -12,6 +12,7 @@ use kernel::{
 };
 
 use crate::{
+    fifo,
     file::File,
     gem::RsvmObject,
     gpu::Gpu,
@@ -79,7 +80,7 @@ impl pci::Driver for RsvmPciDriver {
             pdev.set_master();
             // SAFETY: nothing of this device allocates or maps DMA memory
             // yet: probe has not created anything that could.
-            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<47>())? };
+            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<{ fifo::DMA_BITS }>())? };
 
             let gpu = Arc::new(Gpu::new(pdev)?, GFP_KERNEL)?;
             let drm = drm::UnregisteredDevice::<RsvmDriver>::new(pdev, Ok(()))?;

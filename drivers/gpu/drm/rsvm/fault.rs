@@ -23,6 +23,7 @@
 //! pass, then each VM's queue lock; the drain state is the thread's own.
 
 use kernel::{
+    bitfield,
     device::Bound,
     io::{
         register::Array,
@@ -38,8 +39,11 @@ use kernel::{
 
 use crate::{
     hw::Hw,
-    mem::DmaBuf,
-    regs,
+    mem::DevMem,
+    regs::{
+        self,
+        hw_enum, //
+    },
     vm::{
         GpuFault,
         Vm,
@@ -49,17 +53,76 @@ use crate::{
 
 /// Entries per buffer.
 const ENTRIES: u32 = 1024;
-/// Bytes per fault packet.
-const PACKET: usize = 32;
+/// Dwords per fault packet.
+const PACKET: usize = 8;
+/// A fault buffer.
+type Buffer = DevMem<u32, { ENTRIES as usize * PACKET }>;
 /// Faults one pass drains and serves before replaying.
 const BATCH: usize = 256;
 const NON_REPLAYABLE: usize = 0;
 const REPLAYABLE: usize = 1;
 
-/// Fault types (`NV_PFAULT_FAULT_TYPE_*`) a mirror can serve.
-const FAULT_PDE: u32 = 0;
-const FAULT_PTE: u32 = 2;
-const FAULT_RO: u32 = 6;
+hw_enum! {
+    /// `NV_PFAULT_FAULT_TYPE` (`dev_fault.ref`).
+    enum FaultType: u32, 5 {
+        Pde = 0,
+        PdeSize = 1,
+        Pte = 2,
+        VaLimit = 3,
+        UnboundInstBlock = 4,
+        Priv = 5,
+        Ro = 6,
+        Wo = 7,
+        PitchMask = 8,
+        WorkCreation = 9,
+        UnsupportedAperture = 10,
+        CompressionFailure = 11,
+        UnsupportedKind = 12,
+        Region = 13,
+        Poisoned = 14,
+        Atomic = 15,
+    }
+}
+
+hw_enum! {
+    /// `NV_PFAULT_ACCESS_TYPE` (virtual accesses; 8 to 11 are physical).
+    enum AccessType: u32, 4 {
+        Read = 0,
+        Write = 1,
+        AtomicStrong = 2,
+        Prefetch = 3,
+        AtomicWeak = 4,
+    }
+}
+
+bitfield! {
+    /// Dword 0 of a fault packet (`NV_MMU_FAULT_BUF_ENTRY_INST_LO`).
+    struct PacketInst(u32) {
+        /// Instance block bits 31:12.
+        31:12 addr;
+        9:8 aperture;
+    }
+}
+
+bitfield! {
+    /// Dword 2 of a fault packet (`NV_MMU_FAULT_BUF_ENTRY_ADDR_LO`).
+    struct PacketAddr(u32) {
+        /// The faulting page's address bits 31:12.
+        31:12 addr;
+    }
+}
+
+bitfield! {
+    /// Dword 7 of a fault packet: what faulted, and `VALID` (written last).
+    struct PacketInfo(u32) {
+        31:31 valid => bool;
+        20:20 hub_client => bool;
+        19:16 access_type ?=> AccessType;
+        14:8 client;
+        7:7 replayable => bool;
+        4:0 fault_type ?=> FaultType;
+    }
+}
 
 /// One decoded fault packet.
 #[derive(Clone, Copy, Debug)]
@@ -75,14 +138,24 @@ struct Fault {
 }
 
 impl Fault {
-    fn decode(d: &[u32; 8]) -> Self {
-        let access = (d[7] >> 16) & 0xf;
-        let fault_type = d[7] & 0x1f;
+    fn decode(d: &[u32; PACKET]) -> Self {
+        let info = PacketInfo::from(d[7]);
+        let access = info.access_type();
+        let fault_type = info.fault_type();
+        let inst = u64::from(PacketInst::from(d[0]).addr().get()) << 12;
+        let va = u64::from(PacketAddr::from(d[2]).addr().get()) << 12;
         Self {
-            inst: (u64::from(d[1]) << 32) | u64::from(d[0] & 0xffff_f000),
-            va: (u64::from(d[3]) << 32) | u64::from(d[2] & 0xffff_f000),
-            write: access == 1 || access == 2 || fault_type == FAULT_RO,
-            fatal: !matches!(fault_type, FAULT_PDE | FAULT_PTE | FAULT_RO),
+            inst: (u64::from(d[1]) << 32) | inst,
+            va: (u64::from(d[3]) << 32) | va,
+            write: matches!(
+                access,
+                Ok(AccessType::Write | AccessType::AtomicStrong | AccessType::AtomicWeak)
+            ) || fault_type == Ok(FaultType::Ro),
+            // An encoding the manual does not define is no mapping to make.
+            fatal: !matches!(
+                fault_type,
+                Ok(FaultType::Pde | FaultType::Pte | FaultType::Ro)
+            ),
         }
     }
 }
@@ -100,26 +173,23 @@ struct Drain {
 pub(crate) struct FaultBuffers {
     hw: Arc<Hw>,
     fifo: Arc<VmFifo>,
-    bufs: [DmaBuf; 2],
+    bufs: [Buffer; 2],
     drain: Pin<KBox<Mutex<Drain>>>,
 }
 
 impl FaultBuffers {
     /// Allocates both buffers and points the MMU at them.
     pub(crate) fn new(pdev: &pci::Device<Bound>, hw: &Arc<Hw>, fifo: &Arc<VmFifo>) -> Result<Self> {
-        let size = ENTRIES as usize * PACKET;
-        let bufs = [
-            DmaBuf::new(pdev.as_ref(), size)?,
-            DmaBuf::new(pdev.as_ref(), size)?,
-        ];
+        let bufs = [Buffer::new(pdev.as_ref())?, Buffer::new(pdev.as_ref())?];
         hw.regs(|bar| -> Result {
             for (i, b) in bufs.iter().enumerate() {
                 let addr = b.addr();
-                // 31:12 address, 2:1 aperture (2: coherent sysmem), 0 physical.
-                let lo = (addr as u32 & 0xffff_f000) | (2 << 1) | 1;
                 bar.write(
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_LO::try_at(i).ok_or(EINVAL)?,
-                    regs::NV_PFB_PRI_MMU_FAULT_BUFFER_LO::from(lo),
+                    regs::NV_PFB_PRI_MMU_FAULT_BUFFER_LO::zeroed()
+                        .try_with_addr((addr as u32) >> 12)?
+                        .with_aperture(regs::FaultBufferAperture::SysMemCoherent)
+                        .with_physical(true),
                 );
                 bar.write(
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_HI::try_at(i).ok_or(EINVAL)?,
@@ -159,16 +229,16 @@ impl FaultBuffers {
         let mut at = get;
         for _ in 0..BATCH {
             let off = at as usize * PACKET;
-            let last = buf.read32(off + 28);
-            if last & (1 << 31) == 0 {
+            let last = buf.get(off + 7);
+            if !PacketInfo::from(last).valid() {
                 break; // not yet published
             }
-            let mut d = [0u32; 8];
+            let mut d = [0u32; PACKET];
             d[7] = last;
             for (k, w) in d.iter_mut().enumerate().take(7) {
-                *w = buf.read32(off + 4 * k);
+                *w = buf.get(off + k);
             }
-            buf.write32(off + 28, 0);
+            buf.set(off + 7, 0);
             if out
                 .push_within_capacity((Fault::decode(&d), i == REPLAYABLE))
                 .is_err()

@@ -14,6 +14,7 @@
 //! [`Hw::regs`] and do not sleep.
 
 use kernel::{
+    bitfield,
     device::{
         Bound,
         Device, //
@@ -36,8 +37,11 @@ use crate::{
         Bar0,
         Hw, //
     },
-    mem::DmaBuf,
-    regs,
+    mem::DevMem,
+    regs::{
+        self,
+        Target, //
+    },
 };
 
 pub(crate) mod channel;
@@ -52,8 +56,39 @@ pub(crate) const MAX_CHANNELS_PER_VM: usize = uapi::DRM_RSVM_MAX_CHANNELS_PER_FI
 /// reported (the model completes it at once).
 const PREEMPT_POLLS: usize = 1000;
 
-/// Target "system memory, coherent" in instance, runlist and USERD fields.
-const TARGET_SYS_COHERENT: u32 = 2;
+bitfield! {
+    /// Word 0 of a channel's runlist entry (`NV_RAMRL_ENTRY_CHAN`).
+    struct RunlistUserd(u32) {
+        /// `USERD_PTR_LO`: USERD bits 31:8.
+        31:8 addr;
+        7:6 target ?=> Target;
+    }
+}
+
+bitfield! {
+    /// Word 2 of a channel's runlist entry.
+    struct RunlistInst(u32) {
+        /// `INST_PTR_LO`: instance block bits 31:12.
+        31:12 addr;
+        /// `CHID`.
+        11:0 chid;
+    }
+}
+
+/// The runlist: 16 bytes per channel.
+type Runlist = DevMem<u32, { NUM_CHANNELS * 4 }>;
+
+/// Bits of a DMA address the host's pointers hold (instance blocks and the
+/// runlist: a 28-bit page number): the narrowest address field of the
+/// device, and so its DMA mask.
+pub(crate) const DMA_BITS: u32 = 12
+    + (regs::NV_PCCSR_CHANNEL_INST::PTR_MASK >> regs::NV_PCCSR_CHANNEL_INST::PTR_SHIFT)
+        .count_ones();
+
+/// The page number of a DMA address, for a 28-bit pointer field.
+fn page_number(addr: u64) -> Result<u32> {
+    u32::try_from(addr >> 12).map_err(|_| EINVAL)
+}
 
 /// A registered channel, as the runlist and the fault router see it.
 struct ChanEntry<O> {
@@ -75,7 +110,7 @@ pub(crate) struct ChanRef {
 
 /// Channel ids and the runlist, under the FIFO lock.
 pub(crate) struct FifoState<O> {
-    runlist: DmaBuf,
+    runlist: Runlist,
     chans: KVec<Option<ChanEntry<O>>>,
     /// The last [`ChanEntry::gen`] handed out.
     next_gen: u64,
@@ -118,31 +153,32 @@ impl<O> FifoState<O> {
     }
 
     /// Rewrites and submits the runlist: every live channel.
-    fn submit_runlist(&self, bar: &Bar0<'_>) {
+    fn submit_runlist(&self, bar: &Bar0<'_>) -> Result {
         let mut n = 0usize;
         for (chid, e) in self.chans.iter().enumerate() {
             let Some(e) = e.as_ref().filter(|e| e.live) else {
                 continue;
             };
-            let at = 16 * n;
-            self.runlist.write32(
-                at,
-                (TARGET_SYS_COHERENT << 6) | (e.userd as u32 & 0xffff_ff00),
-            );
-            self.runlist.write32(at + 4, (e.userd >> 32) as u32);
-            self.runlist
-                .write32(at + 8, chid as u32 | (e.inst as u32 & 0xffff_f000));
-            self.runlist.write32(at + 12, (e.inst >> 32) as u32);
+            let userd = RunlistUserd::zeroed()
+                .with_target(Target::SysMemCoherent)
+                .try_with_addr((e.userd as u32) >> 8)?;
+            let inst = RunlistInst::zeroed()
+                .try_with_addr((e.inst as u32) >> 12)?
+                .try_with_chid(chid as u32)?;
+            let at = 4 * n;
+            self.runlist.set(at, userd.into_raw());
+            self.runlist.set(at + 1, (e.userd >> 32) as u32);
+            self.runlist.set(at + 2, inst.into_raw());
+            self.runlist.set(at + 3, (e.inst >> 32) as u32);
             n += 1;
         }
-        let base = self.runlist.addr();
         bar.write_reg(
             regs::NV_PFIFO_RUNLIST_BASE::zeroed()
-                .with_target(kernel::num::Bounded::<u32, 2>::new::<TARGET_SYS_COHERENT>())
-                .try_with_ptr((base >> 12) as u32)
-                .unwrap_or_else(|_| regs::NV_PFIFO_RUNLIST_BASE::zeroed()),
+                .with_target(regs::Target::SysMemCoherent)
+                .try_with_ptr(page_number(self.runlist.addr())?)?,
         );
-        bar.write_reg(regs::NV_PFIFO_RUNLIST::from(n as u32));
+        bar.write_reg(regs::NV_PFIFO_RUNLIST::zeroed().try_with_length(n as u32)?);
+        Ok(())
     }
 
     /// The channel and owner of the instance block at `inst` (from a fault).
@@ -182,7 +218,7 @@ impl<O> Fifo<O> {
             chans.push(None, GFP_KERNEL)?;
         }
         let state = FifoState {
-            runlist: DmaBuf::new(dev, NUM_CHANNELS * 16)?,
+            runlist: Runlist::new(dev)?,
             chans,
             next_gen: 0,
         };
@@ -217,7 +253,9 @@ impl<O> Fifo<O> {
                     e.live = false;
                 }
             }
-            st.submit_runlist(bar);
+            if let Err(e) = st.submit_runlist(bar) {
+                pr_warn!("rsvm: cannot submit the runlist: {:?}\n", e);
+            }
         });
     }
 

@@ -13,11 +13,17 @@
 use kernel::{
     device::Bound,
     dma::Coherent,
-    firmware::Firmware,
-    io::{poll::read_poll_timeout, Io},
+    firmware::{
+        self,
+        Firmware, //
+    },
+    io::{
+        poll::read_poll_timeout,
+        Io, //
+    },
     pci,
     prelude::*,
-    time::Delta,
+    time::Delta, //
 };
 
 use crate::{
@@ -25,8 +31,38 @@ use crate::{
     regs, //
 };
 
-/// The image the driver requests.
+/// The image the driver requests, as `modinfo` declares it.
+const FIRMWARE_PATH: &str = "rsvm/gv100-model.bin";
+/// The same, for `request_firmware`.
 pub(crate) const FIRMWARE_NAME: &CStr = c"rsvm/gv100-model.bin";
+const _: () = assert!(bytes_eq(FIRMWARE_NAME.to_bytes(), FIRMWARE_PATH.as_bytes()));
+
+/// Whether two byte strings are equal, at compile time.
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The `firmware=` entries of `modinfo` (`MODULE_FIRMWARE`), so that
+/// `modinfo` and initramfs tools know what the driver loads.
+pub(crate) struct ModInfo<const N: usize>;
+
+impl<const N: usize> ModInfo<N> {
+    pub(crate) const fn create(module_name: &'static CStr) -> firmware::ModInfoBuilder<N> {
+        firmware::ModInfoBuilder::new(module_name)
+            .new_entry()
+            .push(FIRMWARE_PATH)
+    }
+}
 
 const MAGIC: [u8; 8] = *b"RSVMFW\0\x01";
 const FORMAT_VERSION: u16 = 1;

@@ -18,6 +18,7 @@ use kernel::{
         poll::read_poll_timeout,
         Io, //
     },
+    irq::ThreadedIrqReturn,
     pci,
     prelude::*,
     sync::{
@@ -55,13 +56,12 @@ use crate::{
 };
 
 /// Units of `NV_PMC_INTR(0)` this driver services.
-const INTR_SOFTWARE: u32 = 1 << 31;
-const INTR_HUB: u32 = 1 << 9;
-const INTR_PFIFO: u32 = 1 << 8;
-/// Bits of `NV_PMC_INTR(1)` (non-stall) this driver services.
-const NONSTALL_HOST: u32 = 1;
-/// `NV_PFB_NISO_INTR` bits of the two fault buffers.
-const NISO_FAULTS: u32 = (1 << 27) | (1 << 29);
+fn serviced_units() -> regs::NV_PMC_INTR_EN_SET_0 {
+    regs::NV_PMC_INTR_EN_SET_0::zeroed()
+        .with_software(true)
+        .with_hub(true)
+        .with_pfifo(true)
+}
 
 /// Page-table pages the interrupt thread keeps ready for the fault workers,
 /// which cannot allocate DMA memory themselves (they run without a bound
@@ -138,13 +138,17 @@ impl<'bound> Gpu<'bound> {
 
     /// Enables the interrupt sources this driver services.
     pub(crate) fn enable_interrupts(&self) {
-        let en = INTR_SOFTWARE | INTR_HUB | INTR_PFIFO;
-        self.intr_en.store(en, Relaxed);
+        let en = serviced_units();
+        self.intr_en.store(en.into_raw(), Relaxed);
         self.hw.regs(|bar| {
             bar.write_reg(regs::NV_PFIFO_INTR_EN_0::zeroed().with_channel_error(true));
-            bar.write_reg(regs::NV_PFB_NISO_INTR_EN_SET::from(NISO_FAULTS));
-            bar.write_reg(regs::NV_PMC_INTR_EN_SET_1::from(NONSTALL_HOST));
-            bar.write_reg(regs::NV_PMC_INTR_EN_SET_0::from(en));
+            bar.write_reg(
+                regs::NV_PFB_NISO_INTR_EN_SET::zeroed()
+                    .with_replayable_notify(true)
+                    .with_non_replayable_notify(true),
+            );
+            bar.write_reg(regs::NV_PMC_INTR_EN_SET_1::zeroed().with_host(true));
+            bar.write_reg(en);
         });
     }
 
@@ -160,45 +164,49 @@ impl<'bound> Gpu<'bound> {
 
     /// Services the top-level interrupt in hard-IRQ context: fences,
     /// channel errors and the software interrupt here; faults are left to
-    /// the thread. Returns `(ours, wake_thread)`.
+    /// the thread (woken if HUB is pending).
     ///
     /// The MSI is edge-triggered (a message when an enabled bit becomes
     /// pending), so HUB is not masked while the thread works: it stays
     /// pending, sending nothing, until the thread has moved `GET` past every
     /// packet, and the thread looks at the buffers again after each `GET`
     /// write. Two reads per interrupt: `NV_PMC_INTR(0)` and `(1)`.
-    pub(crate) fn handle_interrupt(&self) -> (bool, bool) {
+    pub(crate) fn handle_interrupt(&self) -> ThreadedIrqReturn {
         let enabled = self.intr_en.load(Relaxed);
         self.hw
             .regs(|bar| {
-                let intr = bar.read(regs::NV_PMC_INTR_0);
+                let raw = bar.read(regs::NV_PMC_INTR_0).into_raw() & enabled;
                 let nonstall = bar.read(regs::NV_PMC_INTR_1).into_raw();
-                let raw = intr.into_raw() & enabled;
                 if raw == 0 && nonstall == 0 {
-                    return (false, false);
+                    return ThreadedIrqReturn::None;
                 }
+                let intr = regs::NV_PMC_INTR_0::from(raw);
                 if nonstall != 0 {
                     // Clear first, then look at the fences: a fence written
                     // after the clear raises a new interrupt.
                     bar.write_reg(regs::NV_PMC_INTR_1::from(nonstall));
                     self.shared.fifo.fences.signal();
                 }
-                if raw & INTR_SOFTWARE != 0 {
+                if intr.software() {
                     bar.write_reg(regs::RSVM_SWINTR_STATUS::zeroed().with_pending(true));
                     self.swintr_count.fetch_add(1, Relaxed);
                 }
-                if raw & INTR_PFIFO != 0 {
+                if intr.pfifo() {
                     self.handle_channel_errors(bar);
                 }
-                let unknown = raw & !(INTR_SOFTWARE | INTR_HUB | INTR_PFIFO);
+                let unknown = raw & !serviced_units().into_raw();
                 if unknown != 0 {
                     dev_warn!(self.pdev, "masking unexpected interrupts {:#x}\n", unknown);
                     self.intr_en.store(enabled & !unknown, Relaxed);
                     bar.write_reg(regs::NV_PMC_INTR_EN_CLEAR_0::from(unknown));
                 }
-                (true, raw & INTR_HUB != 0)
+                if intr.hub() {
+                    ThreadedIrqReturn::WakeThread
+                } else {
+                    ThreadedIrqReturn::Handled
+                }
             })
-            .unwrap_or((false, false))
+            .unwrap_or(ThreadedIrqReturn::None)
     }
 
     /// Takes every pending channel error: the device queues one per

@@ -48,17 +48,10 @@ use kernel::{
     },
 };
 
-use crate::{
-    mmu::{
-        tlb::Replay,
-        AddressSpace,
-        PageSize,
-        PtPool, //
-    },
-    vm::layout::{
-        self,
-        SVM_VA_LIMIT, //
-    },
+use crate::mmu::{
+    AddressSpace,
+    PageSize,
+    PtPool, //
 };
 
 pub(crate) mod mirror;
@@ -114,8 +107,9 @@ impl Svm {
         core::ptr::eq(self.mm.as_raw(), mm.as_raw())
     }
 
-    /// Starts mirroring `[start, start + len)` of `mm` (the owner); with
-    /// `populate`, mirrors read-only what the CPU maps there now.
+    /// Starts mirroring `[start, start + len)` of `mm` (the owner), a range
+    /// of whole pages the caller checked against its address-space layout;
+    /// with `populate`, mirrors read-only what the CPU maps there now.
     pub(crate) fn bind(
         &self,
         dev: &Device<Bound>,
@@ -126,10 +120,7 @@ impl Svm {
     ) -> Result {
         let page = PAGE_SIZE as u64;
         let end = start.checked_add(len).ok_or(EINVAL)?;
-        if start % page != 0 || len % page != 0 || len == 0 || end > SVM_VA_LIMIT {
-            return Err(EINVAL);
-        }
-        if layout::overlaps_kernel_window(start, end) {
+        if start % page != 0 || len % page != 0 || len == 0 {
             return Err(EINVAL);
         }
         let n = {
@@ -236,9 +227,7 @@ impl Svm {
         };
         // New PTEs only (a mirror pass never replaces one here), but a
         // cached directory entry must not outlive them.
-        self.aspace
-            .tlb()
-            .invalidate(self.aspace.pdb(), 0, Replay::None);
+        self.aspace.flush();
         res
     }
 

@@ -20,11 +20,7 @@ pub(crate) struct Handler<'bound> {
 
 impl irq::ThreadedHandler for Handler<'_> {
     fn handle(&self) -> ThreadedIrqReturn {
-        match self.gpu.handle_interrupt() {
-            (false, _) => ThreadedIrqReturn::None,
-            (true, false) => ThreadedIrqReturn::Handled,
-            (true, true) => ThreadedIrqReturn::WakeThread,
-        }
+        self.gpu.handle_interrupt()
     }
 
     fn handle_threaded(&self) -> IrqReturn {

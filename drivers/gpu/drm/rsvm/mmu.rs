@@ -26,20 +26,24 @@ use kernel::{
     },
 };
 
-use crate::mem::DmaBuf;
+use crate::mem::Qwords;
 
 mod address_space;
+pub(crate) mod pte;
 pub(crate) mod tlb;
 
 pub(crate) use address_space::AddressSpace;
+use pte::{
+    Pde,
+    PdeBig,
+    Pte, //
+};
 
 /// Page-table pages in the page tables of all VMs of all devices (a
 /// diagnostic for leak tests; spare tables in pools and reserves are not
 /// counted).
 pub(crate) static PT_PAGES: Atomic<u64> = Atomic::new(0);
 
-/// Size of every table, whatever its level.
-const TABLE_SIZE: usize = 4096;
 /// Entries of the largest table.
 const MAX_ENTRIES: usize = 512;
 
@@ -74,31 +78,14 @@ pub(crate) struct PteFlags {
     pub(crate) privileged: bool,
 }
 
-/// PDE/PTE aperture "system memory, coherent" (the PDE and PTE encodings
-/// happen to agree on 2).
-const APERTURE_SYS_COHERENT: u64 = 2;
-
-/// A PDE3/2/1 entry, or the 4 KiB half of a dual PDE0, pointing at `table`.
-fn pde(table: u64) -> u64 {
-    (APERTURE_SYS_COHERENT << 1) | ((table >> 12) << 8)
-}
-
-/// The 64 KiB half of a dual PDE0 (the table is 256-byte aligned).
-fn pde_big(table: u64) -> u64 {
-    (APERTURE_SYS_COHERENT << 1) | ((table >> 8) << 4)
-}
-
-/// A valid PTE mapping system memory at `addr`.
-fn pte(addr: u64, flags: PteFlags) -> u64 {
-    1 | (APERTURE_SYS_COHERENT << 1)
-        | (u64::from(flags.privileged) << 5)
-        | (u64::from(flags.read_only) << 6)
-        | ((addr >> 12) << 8)
+/// A valid PTE mapping system memory at `addr` with `flags`.
+fn pte(addr: u64, flags: PteFlags) -> Result<u64> {
+    Pte::system(addr, flags.read_only, flags.privileged)
 }
 
 /// One page-table page and the tables below it.
 pub(crate) struct Table {
-    mem: DmaBuf,
+    mem: Qwords,
     /// Children by entry (a PDE0 has two per entry: `2 * i` the 64 KiB
     /// table, `2 * i + 1` the 4 KiB table); empty for page tables.
     children: KVec<Option<KBox<Table>>>,
@@ -112,7 +99,7 @@ pub(crate) struct Table {
 
 impl Table {
     fn new(dev: &Device<Bound>) -> Result<KBox<Self>> {
-        let mem = DmaBuf::new(dev, TABLE_SIZE)?;
+        let mem = Qwords::new(dev)?;
         let mut children = KVec::with_capacity(MAX_ENTRIES, GFP_KERNEL)?;
         for _ in 0..MAX_ENTRIES {
             children.push(None, GFP_KERNEL)?;
@@ -306,19 +293,21 @@ impl PageTables {
         if va % bytes != 0 || addr % bytes != 0 || va >= VA_LIMIT {
             return Err(EINVAL);
         }
+        // Encoded first: nothing changes if the address does not fit.
+        let entry = pte(addr, flags)?;
         let mut t: &mut Table = &mut self.root;
         for (shift, entries) in DIR_LEVELS {
             let i = ((va >> shift) as usize) & (entries - 1);
             if t.children[i].is_none() {
                 let child = reserve.take()?;
-                t.mem.write64(8 * i, pde(child.addr()));
+                t.mem.set(i, Pde::system(child.addr())?);
                 t.children[i] = Some(child);
                 t.used += 1;
             }
             t = t.children[i].as_deref_mut().ok_or(EINVAL)?;
         }
         let i = ((va >> PDE0_SHIFT) as usize) & (PDE0_ENTRIES - 1);
-        let huge = t.mem.read64(16 * i) & 1 != 0;
+        let huge = Pte::is_valid(t.mem.get(2 * i));
         match size {
             PageSize::Huge => {
                 for c in [2 * i, 2 * i + 1] {
@@ -330,12 +319,12 @@ impl PageTables {
                 if !huge {
                     t.used += 1;
                 }
-                t.mem.write64(16 * i + 8, 0);
-                t.mem.write64(16 * i, pte(addr, flags));
+                t.mem.set(2 * i + 1, 0);
+                t.mem.set(2 * i, entry);
             }
             PageSize::Small | PageSize::Big => {
                 if huge {
-                    t.mem.write64(16 * i, 0);
+                    t.mem.set(2 * i, 0);
                     t.used -= 1;
                 }
                 let (c, shift, entries) = match size {
@@ -345,19 +334,19 @@ impl PageTables {
                 if t.children[c].is_none() {
                     let child = reserve.take()?;
                     if size == PageSize::Big {
-                        t.mem.write64(16 * i, pde_big(child.addr()));
+                        t.mem.set(2 * i, PdeBig::system(child.addr())?);
                     } else {
-                        t.mem.write64(16 * i + 8, pde(child.addr()));
+                        t.mem.set(2 * i + 1, Pde::system(child.addr())?);
                     }
                     t.children[c] = Some(child);
                     t.used += 1;
                 }
                 let pt = t.children[c].as_deref_mut().ok_or(EINVAL)?;
                 let j = ((va >> shift) as usize) & (entries - 1);
-                if pt.mem.read64(8 * j) & 1 == 0 {
+                if !Pte::is_valid(pt.mem.get(j)) {
                     pt.used += 1;
                 }
-                pt.mem.write64(8 * j, pte(addr, flags));
+                pt.mem.set(j, entry);
             }
         }
         Ok(())
@@ -399,17 +388,14 @@ impl PageTables {
             }
         }
         let i = ((va >> PDE0_SHIFT) as usize) & (PDE0_ENTRIES - 1);
-        if t.mem.read64(16 * i) & 1 != 0 {
+        if Pte::is_valid(t.mem.get(2 * i)) {
             return true;
         }
         [(2 * i, 16, 32), (2 * i + 1, 12, 512)]
             .iter()
             .any(|&(c, shift, entries)| {
                 t.children[c].as_deref().is_some_and(|pt| {
-                    pt.mem
-                        .read64(8 * (((va >> shift) as usize) & (entries - 1)))
-                        & 1
-                        != 0
+                    Pte::is_valid(pt.mem.get(((va >> shift) as usize) & (entries - 1)))
                 })
             })
     }
@@ -446,7 +432,7 @@ impl Unmap<'_> {
                 self.pde0(child, lo)
             };
             if child.used == 0 && self.prune {
-                t.mem.write64(8 * i, 0);
+                t.mem.set(i, 0);
                 if let Some(c) = t.children[i].take() {
                     self.garbage.push(c);
                 }
@@ -464,8 +450,8 @@ impl Unmap<'_> {
             if !self.overlaps(lo, span) {
                 continue;
             }
-            if t.mem.read64(16 * i) & 1 != 0 {
-                t.mem.write64(16 * i, 0);
+            if Pte::is_valid(t.mem.get(2 * i)) {
+                t.mem.set(2 * i, 0);
                 t.used -= 1;
                 cleared += 1;
                 continue;
@@ -480,18 +466,18 @@ impl Unmap<'_> {
                 let page = size.bytes();
                 for j in 0..entries {
                     let va = lo + j as u64 * page;
-                    if !self.overlaps(va, page) || pt.mem.read64(8 * j) & 1 == 0 {
+                    if !self.overlaps(va, page) || !Pte::is_valid(pt.mem.get(j)) {
                         continue;
                     }
-                    pt.mem.write64(8 * j, 0);
+                    pt.mem.set(j, 0);
                     pt.used -= 1;
                     cleared += 1;
                 }
                 if pt.used == 0 && self.prune {
                     if size == PageSize::Big {
-                        t.mem.write64(16 * i, 0);
+                        t.mem.set(2 * i, 0);
                     } else {
-                        t.mem.write64(16 * i + 8, 0);
+                        t.mem.set(2 * i + 1, 0);
                     }
                     if let Some(pt) = t.children[c].take() {
                         self.garbage.push(pt);

@@ -29,3 +29,5 @@ kernel::module_pci_driver! {
     description: "Rust DRM driver with HMM shared virtual memory",
     license: "GPL v2",
 }
+
+kernel::module_firmware!(fw::ModInfo);

@@ -248,10 +248,17 @@ impl Vm {
 
     /// A new channel in this VM.
     pub(crate) fn new_channel(self: &Arc<Self>, dev: &Device<Bound>) -> Result<Arc<Channel>> {
-        Channel::new(dev, &self.shared.fifo, self.clone(), &self.aspace)
+        Channel::new(
+            dev,
+            &self.shared.fifo,
+            self.clone(),
+            &self.aspace,
+            layout::CHANNEL_WINDOW,
+        )
     }
 
-    /// Starts mirroring `[start, start + len)` of `mm` (the owner).
+    /// Starts mirroring `[start, start + len)` of `mm` (the owner): a range
+    /// of whole pages, below the SVM limit, clear of the kernel's window.
     pub(crate) fn bind(
         &self,
         dev: &Device<Bound>,
@@ -260,6 +267,14 @@ impl Vm {
         len: u64,
         populate: bool,
     ) -> Result {
+        let page = kernel::page::PAGE_SIZE as u64;
+        let end = start.checked_add(len).ok_or(EINVAL)?;
+        if start % page != 0 || len % page != 0 || len == 0 || end > layout::SVM_VA_LIMIT {
+            return Err(EINVAL);
+        }
+        if layout::overlaps_kernel_window(start, end) {
+            return Err(EINVAL);
+        }
         self.svm.bind(dev, mm, start, len, populate)
     }
 

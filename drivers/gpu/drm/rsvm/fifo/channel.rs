@@ -5,7 +5,8 @@
 //!
 //! A channel's GPFIFO ring, pushbuffer slots and fence live in driver-owned
 //! coherent memory, mapped privileged into the channel's address space in
-//! the kernel window ([`crate::vm::layout`]): the PBDMA fetches through the
+//! the kernel window its creator names ([`KernelWindow`]; the VM's layout
+//! places it, [`crate::vm::layout`]): the PBDMA fetches through the
 //! address space and its faults cannot be replayed, so the command stream is
 //! never pageable user memory. A job's pushbuffer is copied from the user,
 //! checked, and followed by a semaphore release of the job's sequence number
@@ -14,6 +15,7 @@
 //! Locking: `submit` is taken before the FIFO lock and the fence spinlocks.
 
 use kernel::{
+    bitfield,
     device::{
         Bound,
         Device, //
@@ -41,23 +43,27 @@ use super::{
         mthd,
         Header, //
     },
-    ChanRef, Fifo, TARGET_SYS_COHERENT,
+    ChanRef,
+    Fifo, //
 };
 use crate::{
     ce,
-    mem::DmaBuf,
+    mem::{
+        DevMem,
+        Dwords,
+        Qwords, //
+    },
     mmu::AddressSpace,
-    regs,
-    vm::layout::{
-        CHANNEL_VA_STRIDE,
-        KERNEL_VA_SIZE,
-        KERNEL_VA_START, //
+    regs::{
+        self,
+        Target, //
     },
 };
 
 /// Offsets inside a channel's window.
 const GPFIFO_OFFSET: u64 = 0;
 const FENCE_OFFSET: u64 = 0x1000;
+const INIT_OFFSET: u64 = 0x2000;
 const SLOTS_OFFSET: u64 = 0x1_0000;
 
 /// GPFIFO entries (a power of two; 8 bytes each, one page).
@@ -68,23 +74,74 @@ const _: () = assert!(GPFIFO_ENTRIES.is_power_of_two());
 const PB_SLOTS: u64 = 8;
 /// Bytes per pushbuffer slot.
 const PB_SLOT_SIZE: usize = 16 << 10;
+/// A pushbuffer slot.
+type Slot = DevMem<u32, { PB_SLOT_SIZE / 4 }>;
 /// Dwords the kernel appends to a job (fence release, interrupt).
 const TRAILER_DWORDS: usize = 8;
 // The largest job and the kernel's trailer fit one slot.
 const _: () = assert!(uapi::DRM_RSVM_EXEC_MAX_DWORDS as usize + TRAILER_DWORDS <= PB_SLOT_SIZE / 4);
-// Every channel's window holds its buffers, and every id has a window.
-const _: () = assert!(CHANNEL_VA_STRIDE >= SLOTS_OFFSET + PB_SLOTS * PB_SLOT_SIZE as u64);
-const _: () = assert!(super::NUM_CHANNELS as u64 * CHANNEL_VA_STRIDE <= KERNEL_VA_SIZE);
+/// Bytes of a channel's window its buffers take.
+pub(crate) const WINDOW_BYTES: u64 = SLOTS_OFFSET + PB_SLOTS * PB_SLOT_SIZE as u64;
 /// How long a submission waits for ring space.
 const RING_WAIT_MS: u32 = 10_000;
 
-/// Offset of the instance block's page directory (`NV_RAMIN_PAGE_DIR_BASE`).
-const RAMIN_PDB: usize = 0x200;
-/// RAMFC `GP_BASE` / `GP_BASE_HI`.
-const RAMFC_GP_BASE: usize = 0x48;
-const RAMFC_GP_BASE_HI: usize = 0x4c;
-/// USERD `GP_PUT`.
-const USERD_GP_PUT: usize = 0x8c;
+/// The instance block (`dev_ram.ref`), by 32-bit word: the RAMFC's
+/// `GP_BASE` and `GP_BASE_HI`, then `NV_RAMIN_PAGE_DIR_BASE_LO`/`_HI`.
+mod ramin {
+    pub(super) const RAMFC_GP_BASE: usize = 0x48 / 4;
+    pub(super) const RAMFC_GP_BASE_HI: usize = 0x4c / 4;
+    pub(super) const PAGE_DIR_BASE_LO: usize = 0x200 / 4;
+    pub(super) const PAGE_DIR_BASE_HI: usize = 0x204 / 4;
+}
+/// USERD `GP_PUT`, by 32-bit word.
+const USERD_GP_PUT: usize = 0x8c / 4;
+
+bitfield! {
+    /// `NV_RAMIN_PAGE_DIR_BASE_LO`: the address space a channel runs in.
+    struct PageDirBase(u32) {
+        /// Page directory bits 31:12 (bits 63:32 are `_HI`).
+        31:12 addr;
+        /// `BIG_PAGE_SIZE`: 1 is 64 KiB (Volta takes no other).
+        11:11 big_page_64k => bool;
+        /// `USE_VER2_PT_FORMAT`.
+        10:10 ver2 => bool;
+        /// `FAULT_REPLAY_GCC`: faults of constant loads are replayable.
+        5:5 fault_replay_gcc => bool;
+        /// `FAULT_REPLAY_TEX`: faults of memory loads and stores are
+        /// replayable.
+        4:4 fault_replay_tex => bool;
+        1:0 target ?=> Target;
+    }
+}
+
+bitfield! {
+    /// RAMFC `GP_BASE_HI`: where the GPFIFO ring is, and its size.
+    struct GpBaseHi(u32) {
+        /// `LIMIT2`: log2 of the ring's entries.
+        20:16 limit2;
+        /// Ring address bits 39:32.
+        7:0 addr;
+    }
+}
+
+bitfield! {
+    /// A GPFIFO entry (`NV_PFIFO_DMA_GP_ENTRY`): one pushbuffer segment.
+    struct GpEntry(u64) {
+        /// `LENGTH`: dwords in the segment.
+        62:42 length;
+        /// `GET`: the segment's address bits 39:2.
+        39:2 addr;
+    }
+}
+
+/// Where the kernel maps channels' buffers in their address spaces: channel
+/// id `i` owns `[start + i * stride, start + (i + 1) * stride)`, and no
+/// user semaphore may be released at or above `start`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KernelWindow {
+    pub(crate) start: u64,
+    pub(crate) stride: u64,
+}
 
 /// Submission state of a channel.
 struct Submit {
@@ -99,30 +156,40 @@ struct Submit {
 pub(crate) struct Channel<O> {
     fifo: Arc<Fifo<O>>,
     aspace: Arc<AddressSpace>,
+    window: KernelWindow,
     chan: ChanRef,
-    inst: DmaBuf,
-    userd: DmaBuf,
-    gpfifo: DmaBuf,
-    fence: DmaBuf,
-    slots: KVec<DmaBuf>,
+    inst: Dwords,
+    userd: Dwords,
+    /// The GPFIFO ring, one entry per qword.
+    gpfifo: Qwords,
+    /// The fence: the last completed job's sequence number in qword 0.
+    fence: Qwords,
+    /// The segment that binds the engines, run once.
+    init: Dwords,
+    slots: KVec<Slot>,
     #[pin]
     submit: Mutex<Submit>,
 }
 
 impl<O> Channel<O> {
-    /// Creates, binds and schedules a channel of `owner` in `aspace`.
+    /// Creates, binds and schedules a channel of `owner` in `aspace`, its
+    /// buffers mapped in `window`.
     pub(crate) fn new(
         dev: &Device<Bound>,
         fifo: &Arc<Fifo<O>>,
         owner: Arc<O>,
         aspace: &Arc<AddressSpace>,
+        window: KernelWindow,
     ) -> Result<Arc<Self>> {
+        if window.stride < WINDOW_BYTES {
+            return Err(EINVAL);
+        }
         let mut slots = KVec::with_capacity(PB_SLOTS as usize, GFP_KERNEL)?;
         for _ in 0..PB_SLOTS {
-            slots.push(DmaBuf::new(dev, PB_SLOT_SIZE)?, GFP_KERNEL)?;
+            slots.push(Slot::new(dev)?, GFP_KERNEL)?;
         }
-        let (inst, userd) = (DmaBuf::new(dev, 4096)?, DmaBuf::new(dev, 4096)?);
-        let (gpfifo, fence) = (DmaBuf::new(dev, 4096)?, DmaBuf::new(dev, 4096)?);
+        let (inst, userd, init) = (Dwords::new(dev)?, Dwords::new(dev)?, Dwords::new(dev)?);
+        let (gpfifo, fence) = (Qwords::new(dev)?, Qwords::new(dev)?);
         let chan = fifo.lock().alloc(owner, inst.addr(), userd.addr())?;
         // An error latched for an earlier channel with this id is not ours.
         fifo.fences.clear_error(chan.chid);
@@ -131,11 +198,13 @@ impl<O> Channel<O> {
             try_pin_init!(Self {
                 fifo: fifo.clone(),
                 aspace: aspace.clone(),
+                window,
                 chan,
                 inst,
                 userd,
                 gpfifo,
                 fence,
+                init,
                 slots,
                 submit <- new_mutex!(Submit { put: 0, next_seq: 1 }),
             }),
@@ -148,37 +217,38 @@ impl<O> Channel<O> {
 
     /// Base of this channel's kernel window.
     fn kva(&self) -> u64 {
-        KERNEL_VA_START + u64::from(self.chan.chid) * CHANNEL_VA_STRIDE
+        self.window.start + u64::from(self.chan.chid) * self.window.stride
     }
 
     fn start(&self, dev: &Device<Bound>) -> Result {
         let kva = self.kva();
-        let mut bufs = KVec::with_capacity(2 + self.slots.len(), GFP_KERNEL)?;
-        bufs.push((kva + GPFIFO_OFFSET, &self.gpfifo), GFP_KERNEL)?;
-        bufs.push((kva + FENCE_OFFSET, &self.fence), GFP_KERNEL)?;
+        let mut bufs = KVec::with_capacity(3 + self.slots.len(), GFP_KERNEL)?;
+        bufs.push((kva + GPFIFO_OFFSET, self.gpfifo.span()), GFP_KERNEL)?;
+        bufs.push((kva + FENCE_OFFSET, self.fence.span()), GFP_KERNEL)?;
+        bufs.push((kva + INIT_OFFSET, self.init.span()), GFP_KERNEL)?;
         for (i, s) in self.slots.iter().enumerate() {
             let va = kva + SLOTS_OFFSET + (i * PB_SLOT_SIZE) as u64;
-            bufs.push((va, s), GFP_KERNEL)?;
+            bufs.push((va, s.span()), GFP_KERNEL)?;
         }
         self.aspace.map_kernel(dev, &bufs)?;
 
         // Instance block: page directory and RAMFC.
         let pdb = self.aspace.pdb();
-        self.inst.write32(
-            RAMIN_PDB,
-            (pdb as u32 & 0xffff_f000)
-                | TARGET_SYS_COHERENT
-                | (3 << 4) // FAULT_REPLAY_TEX | FAULT_REPLAY_GCC
-                | (1 << 10) // USE_VER2_PT_FORMAT
-                | (1 << 11), // BIG_PAGE_SIZE 64 KiB
-        );
-        self.inst.write32(RAMIN_PDB + 4, (pdb >> 32) as u32);
+        let pdb_lo = PageDirBase::zeroed()
+            .try_with_addr((pdb as u32) >> 12)?
+            .with_target(Target::SysMemCoherent)
+            .with_fault_replay_tex(true)
+            .with_fault_replay_gcc(true)
+            .with_ver2(true)
+            .with_big_page_64k(true);
+        self.inst.set(ramin::PAGE_DIR_BASE_LO, pdb_lo.into_raw());
+        self.inst.set(ramin::PAGE_DIR_BASE_HI, (pdb >> 32) as u32);
         let gpva = kva + GPFIFO_OFFSET;
-        self.inst.write32(RAMFC_GP_BASE, gpva as u32);
-        self.inst.write32(
-            RAMFC_GP_BASE_HI,
-            ((gpva >> 32) as u32 & 0xff) | (GPFIFO_LOG2 << 16),
-        );
+        let gp_hi = GpBaseHi::zeroed()
+            .try_with_addr(((gpva >> 32) & 0xff) as u32)?
+            .try_with_limit2(GPFIFO_LOG2)?;
+        self.inst.set(ramin::RAMFC_GP_BASE, gpva as u32);
+        self.inst.set(ramin::RAMFC_GP_BASE_HI, gp_hi.into_raw());
 
         // The first segment binds the engines to their subchannels.
         let hw = self.fifo.hw();
@@ -193,10 +263,8 @@ impl<O> Channel<O> {
             init.push(Header::inc(sub, mthd::SET_OBJECT, 1)?, GFP_KERNEL)?;
             init.push(ce::CLASS, GFP_KERNEL)?;
         }
-        // The init methods live in the fence page, past the fence.
-        let init_off = 0x100;
         for (i, w) in init.iter().enumerate() {
-            self.fence.write32(init_off + 4 * i, *w);
+            self.init.set(i, *w);
         }
 
         let inst = self.inst.addr();
@@ -207,8 +275,8 @@ impl<O> Channel<O> {
                 loc,
                 regs::NV_PCCSR_CHANNEL_INST::zeroed()
                     .with_bind(true)
-                    .with_target(kernel::num::Bounded::<u32, 2>::new::<TARGET_SYS_COHERENT>())
-                    .try_with_ptr((inst >> 12) as u32)?,
+                    .with_target(regs::Target::SysMemCoherent)
+                    .try_with_ptr(super::page_number(inst)?)?,
             );
             let loc = regs::NV_PCCSR_CHANNEL::try_at(chid).ok_or(EINVAL)?;
             bar.write(loc, regs::NV_PCCSR_CHANNEL::zeroed().with_enable_set(true));
@@ -218,32 +286,33 @@ impl<O> Channel<O> {
         {
             let mut st = self.fifo.lock();
             st.set_live(self.chan.chid, true)?;
-            hw.regs(|bar| st.submit_runlist(bar)).ok_or(ENODEV)?;
+            hw.regs(|bar| st.submit_runlist(bar)).ok_or(ENODEV)??;
         }
         let mut s = self.submit.lock();
         if !init.is_empty() {
-            self.push_entry(&mut s, kva + FENCE_OFFSET + init_off as u64, init.len());
+            self.push_entry(&mut s, kva + INIT_OFFSET, init.len())?;
         }
         Ok(())
     }
 
     /// Queues a GPFIFO entry for `dwords` at `va` and rings the doorbell.
-    fn push_entry(&self, s: &mut Submit, va: u64, dwords: usize) {
-        let e = 8 * s.put as usize;
-        self.gpfifo.write32(e, va as u32 & !3);
-        self.gpfifo
-            .write32(e + 4, ((va >> 32) as u32 & 0xff) | ((dwords as u32) << 10));
+    fn push_entry(&self, s: &mut Submit, va: u64, dwords: usize) -> Result {
+        let entry = GpEntry::zeroed()
+            .try_with_addr(va >> 2)?
+            .try_with_length(dwords as u64)?;
+        self.gpfifo.set(s.put as usize, entry.into_raw());
         s.put = (s.put + 1) % GPFIFO_ENTRIES;
-        self.userd.write32(USERD_GP_PUT, s.put);
+        self.userd.set(USERD_GP_PUT, s.put);
         let chid = self.chan.chid;
         self.fifo.hw().regs(|bar| {
             bar.write_reg(regs::NV_USERMODE_NOTIFY_CHANNEL_PENDING::from(chid));
         });
+        Ok(())
     }
 
     /// Sequence number of the last job that completed.
     pub(crate) fn completed(&self) -> u64 {
-        self.fence.read64(0)
+        self.fence.get(0)
     }
 
     /// Sequence number of the last job submitted.
@@ -272,7 +341,7 @@ impl<O> Channel<O> {
         if push.len() > uapi::DRM_RSVM_EXEC_MAX_DWORDS as usize {
             return Err(EINVAL);
         }
-        pushbuf::check_push(push)?;
+        pushbuf::check_push(push, self.window.start)?;
         let mut s = self.submit.lock();
         if self.error().is_some() {
             return Err(EIO);
@@ -290,7 +359,7 @@ impl<O> Channel<O> {
         let slot_index = (seq % PB_SLOTS) as usize;
         let slot = &self.slots[slot_index];
         for (i, w) in push.iter().enumerate() {
-            slot.write32(4 * i, *w);
+            slot.set(i, *w);
         }
         let fence_va = self.kva() + FENCE_OFFSET;
         let trailer: [u32; TRAILER_DWORDS] = [
@@ -304,10 +373,10 @@ impl<O> Channel<O> {
             0,
         ];
         for (i, w) in trailer.iter().enumerate() {
-            slot.write32(4 * (push.len() + i), *w);
+            slot.set(push.len() + i, *w);
         }
         let va = self.kva() + SLOTS_OFFSET + (slot_index * PB_SLOT_SIZE) as u64;
-        self.push_entry(&mut s, va, push.len() + TRAILER_DWORDS);
+        self.push_entry(&mut s, va, push.len() + TRAILER_DWORDS)?;
         s.next_seq += 1;
         Ok(seq)
     }
@@ -336,12 +405,14 @@ impl<O> PinnedDrop for Channel<O> {
             self.fifo.hw().regs(|bar| {
                 super::stop_channel(bar, self.chan.chid);
                 if was_live {
-                    st.submit_runlist(bar);
+                    if let Err(e) = st.submit_runlist(bar) {
+                        pr_warn!("rsvm: cannot submit the runlist: {:?}\n", e);
+                    }
                 }
             });
         }
         // Unmapped and flushed from the TLB: only now may the id be reused.
-        self.aspace.unmap_kernel(self.kva(), CHANNEL_VA_STRIDE);
+        self.aspace.unmap_kernel(self.kva(), self.window.stride);
         self.fifo.lock().free(self.chan.chid);
     }
 }

@@ -11,10 +11,7 @@ use kernel::{
     uapi, //
 };
 
-use crate::{
-    ce,
-    vm::layout::KERNEL_VA_START, //
-};
+use crate::ce;
 
 /// The class of the compute engine (model-private, `hardware.rst`).
 pub(crate) const CLASS_COMPUTE: u32 = 0x52c0;
@@ -115,8 +112,9 @@ struct SemState {
     hi: Option<u32>,
 }
 
-/// Whether userspace may send `data` to `method` of `subch`.
-fn check_method(subch: u32, method: u32, data: u32, sem: &mut SemState) -> Result {
+/// Whether userspace may send `data` to `method` of `subch`; semaphores
+/// must lie below `sem_limit`.
+fn check_method(subch: u32, method: u32, data: u32, sem: &mut SemState, sem_limit: u64) -> Result {
     if method < mthd::ENGINE_BASE {
         return match method {
             mthd::NOP | mthd::NON_STALL_INTERRUPT | mthd::SET_REFERENCE | mthd::WFI => Ok(()),
@@ -140,7 +138,7 @@ fn check_method(subch: u32, method: u32, data: u32, sem: &mut SemState) -> Resul
                 }
                 let addr = (u64::from(hi) << 32) | u64::from(lo & !3);
                 // The payload and the timestamp after it: 16 bytes.
-                if addr + 16 > KERNEL_VA_START {
+                if addr + 16 > sem_limit {
                     return Err(EINVAL);
                 }
                 Ok(())
@@ -163,8 +161,9 @@ fn check_method(subch: u32, method: u32, data: u32, sem: &mut SemState) -> Resul
 }
 
 /// Checks a user pushbuffer: well-formed headers, and only methods a user
-/// may send (see `check_method`).
-pub(crate) fn check_push(words: &[u32]) -> Result {
+/// may send (see `check_method`); no semaphore at or above `sem_limit` (the
+/// kernel's window).
+pub(crate) fn check_push(words: &[u32], sem_limit: u64) -> Result {
     let mut sem = SemState::default();
     let mut i = 0;
     while i < words.len() {
@@ -179,7 +178,7 @@ pub(crate) fn check_push(words: &[u32]) -> Result {
         let subch = h.subchannel().get();
         let method = h.method();
         if op == SecOp::Immediate {
-            check_method(subch, method, count as u32, &mut sem)?;
+            check_method(subch, method, count as u32, &mut sem, sem_limit)?;
             continue;
         }
         let data = words.get(i..i + count).ok_or(EINVAL)?;
@@ -192,7 +191,7 @@ pub(crate) fn check_push(words: &[u32]) -> Result {
                 (SecOp::OneInc, 0) | (SecOp::NonInc, _) => method,
                 _ => method + 4,
             };
-            check_method(subch, m, *d, &mut sem)?;
+            check_method(subch, m, *d, &mut sem, sem_limit)?;
         }
         i += count;
     }

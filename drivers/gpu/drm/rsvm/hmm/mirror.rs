@@ -34,7 +34,6 @@ use super::{
     Svm,
 };
 use crate::mmu::{
-    tlb::Replay,
     Garbage,
     PageSize,
     PageTables,
@@ -147,9 +146,7 @@ impl Svm {
             drop(st);
             // Freed tables must be forgotten by the GPU before they go.
             if !garbage.is_empty() {
-                self.aspace
-                    .tlb()
-                    .invalidate(self.aspace.pdb(), 0, Replay::None);
+                self.aspace.flush();
             }
             drop(garbage);
             match res {

@@ -29,7 +29,6 @@ use super::{
     },
     Garbage, PageSize, PageTables, PteFlags, Reserve,
 };
-use crate::mem::DmaBuf;
 
 /// The page tables of one address space and what flushes the GPU's view.
 #[pin_data(PinnedDrop)]
@@ -60,11 +59,6 @@ impl AddressSpace {
         self.pdb
     }
 
-    /// The TLB unit of the GPU this address space belongs to.
-    pub(crate) fn tlb(&self) -> &Tlb {
-        &self.tlb
-    }
-
     /// Flushes this address space's translations from every TLB.
     pub(crate) fn flush(&self) {
         self.tlb.invalidate(self.pdb, 0, Replay::None);
@@ -87,9 +81,10 @@ impl AddressSpace {
         garbage
     }
 
-    /// Maps driver buffers at kernel addresses, privileged (user work
-    /// cannot touch them). All of them lie in one 2 MiB block.
-    pub(crate) fn map_kernel(&self, dev: &Device<Bound>, bufs: &[(u64, &DmaBuf)]) -> Result {
+    /// Maps driver buffers, `(va, (dma address, size))`, at kernel
+    /// addresses, privileged (user work cannot touch them). All of them lie
+    /// in one 2 MiB block.
+    pub(crate) fn map_kernel(&self, dev: &Device<Bound>, bufs: &[(u64, (u64, usize))]) -> Result {
         let flags = PteFlags {
             read_only: false,
             privileged: true,
@@ -99,19 +94,17 @@ impl AddressSpace {
             reserve.fill(dev)?;
             let mut garbage = Garbage::default();
             let mut tables = self.tables.lock();
-            let res = bufs.iter().try_for_each(|(va, buf)| {
-                (0..buf.size() as u64)
-                    .step_by(PAGE_SIZE)
-                    .try_for_each(|off| {
-                        tables.map(
-                            va + off,
-                            buf.addr() + off,
-                            PageSize::Small,
-                            flags,
-                            &mut reserve,
-                            &mut garbage,
-                        )
-                    })
+            let res = bufs.iter().try_for_each(|&(va, (addr, size))| {
+                (0..size as u64).step_by(PAGE_SIZE).try_for_each(|off| {
+                    tables.map(
+                        va + off,
+                        addr + off,
+                        PageSize::Small,
+                        flags,
+                        &mut reserve,
+                        &mut garbage,
+                    )
+                })
             });
             drop(tables);
             match res {

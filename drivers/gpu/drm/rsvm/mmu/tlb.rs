@@ -20,25 +20,17 @@ use kernel::{
     },
 };
 
+pub(crate) use crate::regs::Replay;
 use crate::{
     hw::{
         Bar0,
         Hw, //
     },
-    regs,
+    regs::{
+        self,
+        PdbAperture, //
+    },
 };
-
-/// What a fault replay register write does to the stalled accesses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Replay {
-    /// Nothing: a plain TLB invalidate.
-    None = 0,
-    /// Re-issue every stalled access.
-    Start = 1,
-    /// Fail the jobs stalled at the invalidate address, in the invalidate's
-    /// address space only.
-    CancelVaGlobal = 5,
-}
 
 /// Highest address a register-path cancel can name: `UPPER_VADDR` holds
 /// bits 59:40.
@@ -78,29 +70,43 @@ impl Tlb {
     /// Invalidates the TLB for the address space at `pdb` and applies
     /// `replay` to the stalled faults; with `Replay::CancelVaGlobal` it
     /// invalidates and cancels the page at `va` of that address space only
-    /// (`va` below [`CANCEL_VA_LIMIT`]). Complete when this returns.
+    /// (`va` below [`CANCEL_VA_LIMIT`]; bits above are dropped). Complete
+    /// when this returns.
     pub(crate) fn invalidate(&self, pdb: u64, va: u64, replay: Replay) {
+        // Bits 39:12 and 59:40 of each: the fields hold exactly these.
+        let lo = |x: u64| ((x >> 12) & 0xfff_ffff) as u32;
+        let hi = |x: u64| ((x >> 40) & 0xf_ffff) as u32;
+        let pdb_lo = regs::NV_PFB_PRI_MMU_INVALIDATE_PDB::zeroed()
+            .with_aperture(PdbAperture::SysMem)
+            .try_with_addr(lo(pdb));
+        let upper_pdb = regs::NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB::zeroed().try_with_addr(hi(pdb));
+        let vaddr = regs::NV_PFB_PRI_MMU_INVALIDATE_VADDR::zeroed().try_with_addr(lo(va));
+        let upper_vaddr =
+            regs::NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR::zeroed().try_with_addr(hi(va));
+        let (Ok(pdb_lo), Ok(upper_pdb), Ok(vaddr), Ok(upper_vaddr)) =
+            (pdb_lo, upper_pdb, vaddr, upper_vaddr)
+        else {
+            // Masked to the fields' widths above: cannot happen.
+            pr_warn!(
+                "rsvm: invalidate of {:#x} at {:#x} not encodable\n",
+                pdb,
+                va
+            );
+            return;
+        };
+        let targeted = replay == Replay::CancelVaGlobal;
+        let cmd = regs::NV_PFB_PRI_MMU_INVALIDATE::zeroed()
+            .with_trigger(true)
+            .with_all_va(!targeted)
+            .with_all_pdb(replay == Replay::Start)
+            .with_replay(replay);
         self.hw.regs(|bar| {
             let _guard = self.lock.lock();
-            bar.write_reg(regs::NV_PFB_PRI_MMU_INVALIDATE_PDB::from(
-                (((pdb >> 12) as u32) << 4) | (1 << 1),
-            ));
-            bar.write_reg(regs::NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB::from(
-                (pdb >> 40) as u32,
-            ));
-            bar.write_reg(regs::NV_PFB_PRI_MMU_INVALIDATE_VADDR::from(
-                ((va >> 12) as u32) << 4,
-            ));
-            bar.write_reg(regs::NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR::from(
-                ((va >> 40) & 0xf_ffff) as u32,
-            ));
-            let targeted = replay == Replay::CancelVaGlobal;
-            let cmd = regs::NV_PFB_PRI_MMU_INVALIDATE::zeroed()
-                .with_trigger(true)
-                .with_all_va(!targeted)
-                .with_all_pdb(replay == Replay::Start);
-            // `Replay` values fit the 3-bit field.
-            bar.write_reg(cmd.try_with_replay(replay as u32).unwrap_or(cmd));
+            bar.write_reg(pdb_lo);
+            bar.write_reg(upper_pdb);
+            bar.write_reg(vaddr);
+            bar.write_reg(upper_vaddr);
+            bar.write_reg(cmd);
             Self::wait_done(bar);
         });
     }
@@ -113,11 +119,13 @@ impl Tlb {
     pub(crate) fn invalidate_all_and_replay(&self, wait: bool) {
         self.hw.regs(|bar| {
             let _guard = self.lock.lock();
-            let cmd = regs::NV_PFB_PRI_MMU_INVALIDATE::zeroed()
-                .with_trigger(true)
-                .with_all_va(true)
-                .with_all_pdb(true);
-            bar.write_reg(cmd.try_with_replay(Replay::Start as u32).unwrap_or(cmd));
+            bar.write_reg(
+                regs::NV_PFB_PRI_MMU_INVALIDATE::zeroed()
+                    .with_trigger(true)
+                    .with_all_va(true)
+                    .with_all_pdb(true)
+                    .with_replay(Replay::Start),
+            );
             if wait {
                 Self::wait_done(bar);
             }

@@ -25,9 +25,15 @@
 //! that overlaps it is refused (`EINVAL`); the process may still map CPU
 //! memory there, the GPU just cannot see it.
 
-use crate::mmu::{
-    self,
-    PageSize, //
+use crate::{
+    fifo::{
+        self,
+        channel::KernelWindow, //
+    },
+    mmu::{
+        self,
+        PageSize, //
+    },
 };
 
 /// Virtual address bits of a GPU address space.
@@ -50,7 +56,16 @@ pub(crate) const KERNEL_VA_SIZE: u64 = 1 << 32;
 /// Each channel id owns this much of the window.
 pub(crate) const CHANNEL_VA_STRIDE: u64 = 2 << 20;
 
+/// The kernel window as channels see it.
+pub(crate) const CHANNEL_WINDOW: KernelWindow = KernelWindow {
+    start: KERNEL_VA_START,
+    stride: CHANNEL_VA_STRIDE,
+};
+
 const _: () = assert!(KERNEL_VA_START + KERNEL_VA_SIZE <= 1 << 40);
+// Every channel id has a window, and it holds the channel's buffers.
+const _: () = assert!(fifo::NUM_CHANNELS as u64 * CHANNEL_VA_STRIDE <= KERNEL_VA_SIZE);
+const _: () = assert!(CHANNEL_VA_STRIDE >= fifo::channel::WINDOW_BYTES);
 const _: () = assert!(SVM_VA_LIMIT <= 1 << VA_BITS);
 
 /// Whether `[start, end)` overlaps the kernel window.
