@@ -33,6 +33,16 @@
 #include "igt.h"
 #include "rsvm.h"
 
+/* The number in debugfs file @name of directory @dir. */
+static uint64_t debugfs_u64(const char *dir, const char *name)
+{
+	char path[192], buf[32];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	igt_assert_f(read_file(path, buf, sizeof(buf)) == 0 && buf[0], "cannot read %s\n", path);
+	return strtoull(buf, NULL, 10);
+}
+
 static void kmemleak_write(const char *cmd)
 {
 	igt_assert_f(rsvm_kmemleak(cmd) == 0, "kmemleak is not available\n");
@@ -208,6 +218,41 @@ igt_main
 		igt_assert_errno(ioctl(fd, nr, &p), EINVAL);
 	}
 
+	/*
+	 * The leak counters in debugfs follow what a file makes and frees:
+	 * page-table pages (as DRM_RSVM_PARAM_PT_PAGES over every device) and
+	 * channel ids; the directory goes with the device.
+	 */
+	igt_subtest("debugfs-leak-counters") {
+		char addr[64], dir[128];
+		uint64_t pt0, ch0, pt1, ch1, param;
+		uint32_t ch;
+		int f;
+
+		igt_assert(rsvm_pci_address(addr, sizeof(addr)));
+		snprintf(dir, sizeof(dir), "/sys/kernel/debug/rsvm-%s", addr);
+		pt0 = debugfs_u64(dir, "page_tables");
+		ch0 = debugfs_u64(dir, "channels");
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_PT_PAGES, &param), 0);
+		igt_assert_eq_u64(pt0, param);
+
+		f = rsvm_open(false);
+		igt_assert(f >= 0);
+		igt_assert_eq(rsvm_channel_create(f, &ch), 0);
+		pt1 = debugfs_u64(dir, "page_tables");
+		ch1 = debugfs_u64(dir, "channels");
+		igt_assert_eq_u64(ch1, ch0 + 1);
+		/* The VM's root and the tables of the channel's kernel window. */
+		igt_assert_f(pt1 >= pt0 + 5, "%llu page tables after a channel, %llu before\n",
+			     (unsigned long long)pt1, (unsigned long long)pt0);
+		igt_assert_eq(rsvm_get_param(fd, DRM_RSVM_PARAM_PT_PAGES, &param), 0);
+		igt_assert_eq_u64(pt1, param);
+		igt_assert_eq(rsvm_channel_destroy(f, ch), 0);
+		igt_assert_eq_u64(debugfs_u64(dir, "channels"), ch0);
+		close(f);
+		igt_assert_eq_u64(debugfs_u64(dir, "page_tables"), pt0);
+	}
+
 	igt_subtest("unbind-rebind") {
 		char addr[64];
 		uint64_t v;
@@ -223,11 +268,14 @@ igt_main
 			igt_assert(held >= 0);
 			igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/unbind", addr), 0);
 			assert_unbound();
+			/* Its debugfs directory went with it. */
+			igt_assert_eq(run("test ! -e /sys/kernel/debug/rsvm-%s", addr), 0);
 			/* The device is gone; the open file stays valid but inert. */
 			igt_assert_eq(rsvm_get_param(held, DRM_RSVM_PARAM_VA_BITS, &v), -ENODEV);
 			close(held);
 			igt_assert_eq(run("echo %s > /sys/bus/pci/drivers/rsvm/bind", addr), 0);
 			assert_bound();
+			igt_assert_eq(run("test -e /sys/kernel/debug/rsvm-%s/channels", addr), 0);
 		}
 		igt_assert_eq(kmemleak_leaks(), 0);
 		fd = rsvm_open(false);

@@ -192,6 +192,12 @@ impl<O> FifoState<O> {
         })
     }
 
+    /// Channel ids taken (by live channels, and by channels still being
+    /// created or destroyed).
+    pub(crate) fn channels(&self) -> usize {
+        self.chans.iter().flatten().count()
+    }
+
     /// Whether `c` is still the live channel with its id.
     pub(crate) fn is_current(&self, c: ChanRef) -> bool {
         self.chans

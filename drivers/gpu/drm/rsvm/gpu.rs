@@ -33,6 +33,7 @@ use kernel::{
 };
 
 use crate::{
+    debugfs::Debugfs,
     fault::FaultBuffers,
     fifo,
     hw::{
@@ -43,6 +44,7 @@ use crate::{
     },
     mmu::{
         tlb::Tlb,
+        PtCount,
         PtPool, //
     },
     regs::{
@@ -75,6 +77,7 @@ pub(crate) struct Gpu<'bound> {
     /// What every VM of this GPU shares.
     pub(crate) shared: Arc<vm::Shared>,
     faults: FaultBuffers,
+    _debugfs: Debugfs,
     /// Running firmware, `major << 16 | minor`.
     firmware_version: u32,
     /// Software interrupts serviced since probe.
@@ -107,7 +110,9 @@ impl<'bound> Gpu<'bound> {
         let pool = Arc::pin_init(PtPool::new(PT_POOL_TARGET)?, GFP_KERNEL)?;
         pool.refill(pdev.as_ref(), PT_POOL_TARGET)?;
         let faults = FaultBuffers::new(pdev, &hw, &fifo)?;
-        let shared = Arc::new(vm::Shared::new(fifo, tlb, pool), GFP_KERNEL)?;
+        let pt_count = Arc::new(PtCount::new(), GFP_KERNEL)?;
+        let debugfs = Debugfs::new(pdev, &pt_count, &fifo)?;
+        let shared = Arc::new(vm::Shared::new(fifo, tlb, pool, pt_count), GFP_KERNEL)?;
 
         dev_info!(
             pdev,
@@ -121,6 +126,7 @@ impl<'bound> Gpu<'bound> {
             hw,
             shared,
             faults,
+            _debugfs: debugfs,
             firmware_version,
             swintr_count: Atomic::new(0),
             intr_en: Atomic::new(0),

@@ -17,12 +17,19 @@
 //! [`tlb`] holds the invalidate and the fault replay and cancel.
 
 use kernel::{
-    device::{Bound, Device},
+    device::{
+        Bound,
+        Device, //
+    },
     new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
-        Mutex,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex, //
     },
 };
 
@@ -41,8 +48,22 @@ use pte::{
 
 /// Page-table pages in the page tables of all VMs of all devices (a
 /// diagnostic for leak tests; spare tables in pools and reserves are not
-/// counted).
+/// counted). [`PtCount`] counts them per device.
 pub(crate) static PT_PAGES: Atomic<u64> = Atomic::new(0);
+
+/// Page-table pages linked into the address spaces of one device.
+pub(crate) struct PtCount(Atomic<u64>);
+
+impl PtCount {
+    pub(crate) fn new() -> Self {
+        Self(Atomic::new(0))
+    }
+
+    /// The pages counted now.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
 
 /// Entries of the largest table.
 const MAX_ENTRIES: usize = 512;
@@ -93,8 +114,9 @@ pub(crate) struct Table {
     used: usize,
     /// Link of the [`Garbage`] list.
     next: Option<KBox<Table>>,
-    /// Linked into a VM's tables (counted in [`PT_PAGES`]).
-    in_tree: bool,
+    /// Linked into an address space's tables: counted there and in
+    /// [`PT_PAGES`].
+    count: Option<Arc<PtCount>>,
 }
 
 impl Table {
@@ -110,17 +132,19 @@ impl Table {
                 children,
                 used: 0,
                 next: None,
-                in_tree: false,
+                count: None,
             },
             GFP_KERNEL,
         )?;
         Ok(t)
     }
 
-    /// Marks a table as part of a VM's tables.
-    fn link(mut self: KBox<Self>) -> KBox<Self> {
-        self.in_tree = true;
+    /// Marks a table as part of an address space's tables, counted in
+    /// `count`.
+    fn link(mut self: KBox<Self>, count: &Arc<PtCount>) -> KBox<Self> {
         PT_PAGES.add(1, Relaxed);
+        count.0.add(1, Relaxed);
+        self.count = Some(count.clone());
         self
     }
 
@@ -131,8 +155,9 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        if self.in_tree {
+        if let Some(count) = self.count.take() {
             PT_PAGES.fetch_sub(1, Relaxed);
+            count.0.fetch_sub(1, Relaxed);
         }
     }
 }
@@ -174,12 +199,12 @@ impl Reserve {
         self.is_full()
     }
 
-    /// A table to link into a VM's tables.
-    fn take(&mut self) -> Result<KBox<Table>> {
+    /// A table to link into the tables counted in `count`.
+    fn take(&mut self, count: &Arc<PtCount>) -> Result<KBox<Table>> {
         self.0
             .iter_mut()
             .find_map(Option::take)
-            .map(Table::link)
+            .map(|t| t.link(count))
             .ok_or(EAGAIN)
     }
 }
@@ -262,13 +287,16 @@ pub(crate) const VA_LIMIT: u64 = 1 << VA_BITS;
 /// The page tables of one GPU address space.
 pub(crate) struct PageTables {
     root: KBox<Table>,
+    /// Where its tables are counted.
+    count: Arc<PtCount>,
 }
 
 impl PageTables {
-    /// An empty address space.
-    pub(crate) fn new(dev: &Device<Bound>) -> Result<Self> {
+    /// An empty address space, its tables counted in `count`.
+    pub(crate) fn new(dev: &Device<Bound>, count: &Arc<PtCount>) -> Result<Self> {
         Ok(Self {
-            root: Table::new(dev)?.link(),
+            root: Table::new(dev)?.link(count),
+            count: count.clone(),
         })
     }
 
@@ -299,7 +327,7 @@ impl PageTables {
         for (shift, entries) in DIR_LEVELS {
             let i = ((va >> shift) as usize) & (entries - 1);
             if t.children[i].is_none() {
-                let child = reserve.take()?;
+                let child = reserve.take(&self.count)?;
                 t.mem.set(i, Pde::system(child.addr())?);
                 t.children[i] = Some(child);
                 t.used += 1;
@@ -332,7 +360,7 @@ impl PageTables {
                     _ => (2 * i + 1, 12, 512),
                 };
                 if t.children[c].is_none() {
-                    let child = reserve.take()?;
+                    let child = reserve.take(&self.count)?;
                     if size == PageSize::Big {
                         t.mem.set(2 * i, PdeBig::system(child.addr())?);
                     } else {

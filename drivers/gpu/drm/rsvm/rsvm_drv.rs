@@ -7,6 +7,7 @@
 //! (GV100) described in `Documentation/gpu/rsvm/hardware.rst`.
 
 mod ce;
+mod debugfs;
 mod driver;
 mod fault;
 mod fifo;

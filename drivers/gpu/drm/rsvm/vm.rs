@@ -69,7 +69,9 @@ use crate::{
             Tlb,
             CANCEL_VA_LIMIT, //
         },
-        AddressSpace, PtPool,
+        AddressSpace,
+        PtCount,
+        PtPool, //
     },
 };
 
@@ -99,16 +101,24 @@ pub(crate) struct Shared {
     pub(crate) tlb: Arc<Tlb>,
     /// Page-table pages ready for fault service.
     pub(crate) pool: Arc<PtPool>,
+    /// Page-table pages linked into this GPU's address spaces.
+    pub(crate) pt_count: Arc<PtCount>,
     /// Fault-service work items queued or running (teardown waits for 0).
     fault_work: Atomic<u32>,
 }
 
 impl Shared {
-    pub(crate) fn new(fifo: Arc<VmFifo>, tlb: Arc<Tlb>, pool: Arc<PtPool>) -> Self {
+    pub(crate) fn new(
+        fifo: Arc<VmFifo>,
+        tlb: Arc<Tlb>,
+        pool: Arc<PtPool>,
+        pt_count: Arc<PtCount>,
+    ) -> Self {
         Self {
             fifo,
             tlb,
             pool,
+            pt_count,
             fault_work: Atomic::new(0),
         }
     }
@@ -226,7 +236,7 @@ impl Vm {
         shared: &Arc<Shared>,
         mm: &MmWithUser,
     ) -> Result<Arc<Self>> {
-        let aspace = AddressSpace::new(dev, &shared.tlb)?;
+        let aspace = AddressSpace::new(dev, &shared.tlb, &shared.pt_count)?;
         let queue = KVec::with_capacity(QUEUE_REPLAYABLE + QUEUE_NON_REPLAYABLE, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {

@@ -27,7 +27,12 @@ use super::{
         Replay,
         Tlb, //
     },
-    Garbage, PageSize, PageTables, PteFlags, Reserve,
+    Garbage,
+    PageSize,
+    PageTables,
+    PtCount,
+    PteFlags,
+    Reserve, //
 };
 
 /// The page tables of one address space and what flushes the GPU's view.
@@ -40,9 +45,13 @@ pub(crate) struct AddressSpace {
 }
 
 impl AddressSpace {
-    /// An empty address space.
-    pub(crate) fn new(dev: &Device<Bound>, tlb: &Arc<Tlb>) -> Result<Arc<Self>> {
-        let tables = PageTables::new(dev)?;
+    /// An empty address space, its tables counted in `count`.
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        tlb: &Arc<Tlb>,
+        count: &Arc<PtCount>,
+    ) -> Result<Arc<Self>> {
+        let tables = PageTables::new(dev, count)?;
         let pdb = tables.pdb();
         Arc::pin_init(
             try_pin_init!(Self {
