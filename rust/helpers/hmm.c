@@ -2,9 +2,21 @@
 
 #include <linux/hmm.h>
 #include <linux/mmu_notifier.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 
 /* For long walks of kernel::mm::hmm (a device's populate of a huge range). */
+/* Lockdep sees what runs between the two as taken in memory reclaim. */
+__rust_helper void rust_helper_lockdep_reclaim_enter(void)
+{
+	fs_reclaim_acquire(GFP_KERNEL);
+}
+
+__rust_helper void rust_helper_lockdep_reclaim_exit(void)
+{
+	fs_reclaim_release(GFP_KERNEL);
+}
+
 __rust_helper bool rust_helper_fatal_signal_pending(struct task_struct *p)
 {
 	return fatal_signal_pending(p);

@@ -17,9 +17,9 @@ use crate::{
     alloc::KVVec,
     bindings,
     error::{to_result, Result},
-    ffi::{c_ulong, c_void},
+    ffi::c_ulong,
     mm::{
-        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, ReadSeq},
+        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, PgmapOwner, ReadSeq},
         virt::VmaRef,
         MmWithUser,
     },
@@ -72,9 +72,19 @@ impl PageState {
         self.0 & bindings::hmm_pfn_flags_HMM_PFN_ERROR as c_ulong != 0
     }
 
-    /// The page frame number (only if [`Self::is_valid`]).
-    pub fn pfn(self) -> usize {
-        self.0 & !(bindings::hmm_pfn_flags_HMM_PFN_FLAGS as c_ulong)
+    /// The page, if the CPU maps it: system memory, or device-private
+    /// memory of the owner the range named. The two are different types, so
+    /// a device-private page cannot be mapped as if it were RAM.
+    pub fn page(self) -> Option<HmmPage> {
+        if !self.is_valid() {
+            return None;
+        }
+        let pfn = self.0 & !(bindings::hmm_pfn_flags_HMM_PFN_FLAGS as c_ulong);
+        Some(if is_device_private(pfn) {
+            HmmPage::DevicePrivate(DevicePfn(pfn))
+        } else {
+            HmmPage::System(SystemPfn(pfn))
+        })
     }
 
     /// Order of the CPU mapping that covers the page (0 for 4 KiB, 9 for a
@@ -82,6 +92,59 @@ impl PageState {
     pub fn map_order(self) -> u32 {
         // SAFETY: a pure function of the value.
         unsafe { bindings::hmm_pfn_to_map_order(self.0) }
+    }
+}
+
+/// Whether page frame `pfn` (a valid pfn HMM reported) is device-private
+/// memory.
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+fn is_device_private(pfn: usize) -> bool {
+    // SAFETY: HMM reported `pfn` as valid, so it has a `struct page`; the
+    // test only reads the page's zone, which does not change.
+    unsafe { bindings::is_device_private_page(bindings::pfn_to_page(pfn as c_ulong)) }
+}
+
+#[cfg(not(CONFIG_DEVICE_PRIVATE))]
+fn is_device_private(_pfn: usize) -> bool {
+    false
+}
+
+/// A page the CPU maps, as [`PageState::page`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HmmPage {
+    /// System memory (RAM, or the zero page).
+    System(SystemPfn),
+    /// Device-private memory (`MEMORY_DEVICE_PRIVATE`) of the owner named
+    /// with [`Range::set_device_private_owner`].
+    DevicePrivate(DevicePfn),
+}
+
+/// The page frame of a page of system memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemPfn(usize);
+
+impl SystemPfn {
+    /// The page frame number.
+    pub fn pfn(self) -> usize {
+        self.0
+    }
+
+    /// The page's physical address.
+    pub fn phys_addr(self) -> u64 {
+        (self.0 as u64) << crate::page::PAGE_SHIFT
+    }
+}
+
+/// The page frame of a device-private page: it has a `struct page` but no
+/// memory the CPU or another device can reach at its physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevicePfn(usize);
+
+impl DevicePfn {
+    /// The page frame number (for the owner's pagemap to find the page's
+    /// offset in device memory).
+    pub fn pfn(self) -> usize {
+        self.0
     }
 }
 
@@ -104,7 +167,9 @@ impl PageState {
 ///         continue;
 ///     };
 ///     for (i, page) in range.pages().enumerate() {
-///         pt.map(start + i * PAGE_SIZE, page.pfn(), page.is_writable());
+///         if let Some(HmmPage::System(p)) = page.page() {
+///             pt.map(start + i * PAGE_SIZE, p.phys_addr(), page.is_writable());
+///         }
 ///     }
 ///     break;
 /// }
@@ -113,7 +178,7 @@ pub struct Range<'a, T: IntervalNotifierOps> {
     notifier: &'a IntervalNotifier<T>,
     start: usize,
     buf: Buf<'a>,
-    owner: *mut c_void,
+    owner: PgmapOwner,
 }
 
 /// Storage for the per-page requests and results of [`Range`]s, kept by a
@@ -186,7 +251,7 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
             notifier,
             start,
             buf: Buf::Owned(buf),
-            owner: core::ptr::null_mut(),
+            owner: PgmapOwner::NONE,
         })
     }
 
@@ -205,7 +270,7 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
             notifier,
             start,
             buf: Buf::Borrowed(buf),
-            owner: core::ptr::null_mut(),
+            owner: PgmapOwner::NONE,
         })
     }
 
@@ -228,7 +293,7 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
 
     /// Device-private pages whose `pgmap_owner` is `owner` are reported as
     /// they are instead of being migrated back to system memory.
-    pub fn set_device_private_owner(&mut self, owner: *mut c_void) {
+    pub fn set_device_private_owner(&mut self, owner: PgmapOwner) {
         self.owner = owner;
     }
 
@@ -263,7 +328,7 @@ impl<'a, T: IntervalNotifierOps> Range<'a, T> {
             default_flags: 0,
             // Per-page requests: all of each input entry counts.
             pfn_flags_mask: c_ulong::MAX,
-            dev_private_owner: self.owner,
+            dev_private_owner: self.owner.as_ptr(),
         };
         // SAFETY: `range` describes `self.len()` pages with as many entries
         // in `self.pfns`, inside the notifier's range; the notifier is
@@ -394,10 +459,6 @@ mod tests {
         events: KVec<(Event, usize, usize)>,
     }
 
-    // SAFETY: the raw owner pointers in `Event` are only compared, never
-    // dereferenced.
-    unsafe impl Send for Seen {}
-
     impl IntervalNotifierOps for Recorder {
         type State = Seen;
 
@@ -430,7 +491,14 @@ mod tests {
         let mut w = Range::new(&n, addr, addr + 2 * PAGE_SIZE, Request::Write)?;
         w.fault(0)?;
         assert!(w.pages().all(|p| p.is_valid() && p.is_writable()));
-        assert_ne!(w.page(0).map(|p| p.pfn()), r.page(0).map(|p| p.pfn()));
+        assert_ne!(
+            w.page(0).and_then(|p| p.page()),
+            r.page(0).and_then(|p| p.page())
+        );
+        assert!(matches!(
+            w.page(0).and_then(|p| p.page()),
+            Some(HmmPage::System(_))
+        ));
 
         // Snapshot of pages never touched: nothing is faulted in.
         let mut s = Range::new(

@@ -23,7 +23,7 @@ use crate::{
     bindings,
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
-    mm::virt::VmaRef,
+    mm::{mmu_notifier::PgmapOwner, virt::VmaRef},
     page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
 };
@@ -200,14 +200,12 @@ impl<'a> MigrateVma<'a, Collected> {
     /// that `select` asks for. `owner` is the `pgmap_owner` reported to MMU
     /// notifiers in [`Event::Migrate`](crate::mm::mmu_notifier::Event::Migrate),
     /// and selects whose device-private pages are collected.
-    // `owner` is a token, compared and never dereferenced.
-    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn setup(
         vma: &'a VmaRef,
         start: usize,
         end: usize,
         select: Select,
-        owner: *mut c_void,
+        owner: PgmapOwner,
     ) -> Result<Self> {
         // SAFETY: no fault page.
         unsafe { Self::setup_for_fault(vma, start, end, select, owner, core::ptr::null_mut()) }
@@ -225,7 +223,7 @@ impl<'a> MigrateVma<'a, Collected> {
         start: usize,
         end: usize,
         select: Select,
-        owner: *mut c_void,
+        owner: PgmapOwner,
         fault_page: *mut bindings::page,
     ) -> Result<Self> {
         if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
@@ -248,7 +246,7 @@ impl<'a> MigrateVma<'a, Collected> {
                 npages: 0,
                 start,
                 end,
-                pgmap_owner: owner,
+                pgmap_owner: owner.as_ptr(),
                 flags: select.0,
                 fault_page,
             },
@@ -460,8 +458,8 @@ impl<S> Drop for MigrateVma<'_, S> {
 mod tests {
     use super::*;
     use crate::mm::hmm::{
-        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, Range,
-        Request,
+        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, HmmPage,
+        Range, Request,
     };
     use crate::mm::mmu_notifier::{Event, IntervalNotifier, IntervalNotifierOps, NotifierRange};
 
@@ -477,7 +475,7 @@ mod tests {
         fn invalidate(&self, n: &mut usize, range: &NotifierRange<'_>) -> bool {
             if range.event()
                 == (Event::Migrate {
-                    owner: OWNER as *const c_void,
+                    owner: PgmapOwner::new(OWNER as *const c_void),
                 })
             {
                 *n += 1;
@@ -505,7 +503,11 @@ mod tests {
         r.fault(0)?;
         let mut out = [0; 3];
         for (o, p) in out.iter_mut().zip(r.pages()) {
-            *o = p.pfn();
+            *o = match p.page() {
+                Some(HmmPage::System(s)) => s.pfn(),
+                Some(HmmPage::DevicePrivate(d)) => d.pfn(),
+                None => 0,
+            };
         }
         Ok(out)
     }
@@ -517,7 +519,7 @@ mod tests {
         let (addr, n) = setup_pages()?;
         let before = pfns(&n, addr)?;
         let moved = kunit_with_vma(addr, |vma| {
-            let owner = OWNER as *mut c_void;
+            let owner = PgmapOwner::new(OWNER as *const c_void);
             let mut m = MigrateVma::setup(vma, addr, addr + 4 * PAGE_SIZE, Select::SYSTEM, owner)?;
             assert_eq!(m.collected(), 4);
             let mut srcs = [Source(0); 4];
@@ -557,7 +559,7 @@ mod tests {
         let (addr, n) = setup_pages()?;
         let before = pfns(&n, addr)?;
         kunit_with_vma(addr, |vma| {
-            let owner = OWNER as *mut c_void;
+            let owner = PgmapOwner::new(OWNER as *const c_void);
             let mut m = MigrateVma::setup(vma, addr, addr + 4 * PAGE_SIZE, Select::SYSTEM, owner)?;
             m.copy_to_system_page(0)?;
             m.copy_to_system_page(1)?;

@@ -26,6 +26,34 @@ use crate::{
 };
 use core::ptr::addr_of;
 
+/// A `pgmap_owner`: the token that names a device's private memory to HMM,
+/// to migrations and in [`Event::Migrate`]. It is only ever compared, never
+/// dereferenced, so any address may serve as one (a device's own address
+/// is the custom choice); a [`Pagemap`](crate::mm::pagemap::Pagemap) hands
+/// out the one it was registered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PgmapOwner(*const c_void);
+
+// SAFETY: the pointer is a token that is only compared, never dereferenced.
+unsafe impl Send for PgmapOwner {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for PgmapOwner {}
+
+impl PgmapOwner {
+    /// No owner: device-private memory of every device is foreign.
+    pub const NONE: Self = Self(core::ptr::null());
+
+    /// The owner named by `token` (compared, never dereferenced).
+    pub const fn new(token: *const c_void) -> Self {
+        Self(token)
+    }
+
+    /// The token, for the C side.
+    pub(crate) fn as_ptr(self) -> *mut c_void {
+        self.0.cast_mut()
+    }
+}
+
 /// Why an invalidation happens (`enum mmu_notifier_event`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -45,12 +73,12 @@ pub enum Event {
     /// `pgmap_owner`, so a driver can ignore its own migrations.
     Migrate {
         /// The `pgmap_owner` of the migration.
-        owner: *const c_void,
+        owner: PgmapOwner,
     },
     /// Pages become device-exclusive; `owner` as for [`Event::Migrate`].
     Exclusive {
         /// The owner of the exclusive access.
-        owner: *const c_void,
+        owner: PgmapOwner,
     },
     /// An event this binding does not know.
     Unknown(u32),
@@ -79,7 +107,7 @@ impl NotifierRange<'_> {
 
     /// Why the invalidation happens.
     pub fn event(&self) -> Event {
-        let owner = self.0.owner.cast_const();
+        let owner = PgmapOwner::new(self.0.owner.cast_const());
         match self.0.event {
             bindings::mmu_notifier_event_MMU_NOTIFY_UNMAP => Event::Unmap,
             bindings::mmu_notifier_event_MMU_NOTIFY_CLEAR => Event::Clear,
@@ -127,7 +155,41 @@ pub trait IntervalNotifierOps: Send + Sync + Sized {
     fn invalidate(&self, state: &mut Self::State, range: &NotifierRange<'_>) -> bool;
 }
 
-/// The lock class of every notifier's state lock, and its name.
+/// Runs `f` as if in memory reclaim, for lockdep only: every lock `f` takes
+/// is recorded as taken under reclaim, so that allocating memory (which may
+/// reclaim) while holding it is reported at once, as a deadlock it could
+/// be, rather than when reclaim first happens to call back into the lock's
+/// owner. MMU notifiers run in reclaim; what their callbacks lock must be
+/// primed with this (`drm_gpusvm` does the same).
+pub fn annotate_reclaim(f: impl FnOnce()) {
+    // SAFETY: no requirement; lockdep bookkeeping only (empty without it).
+    unsafe { bindings::lockdep_reclaim_enter() };
+    f();
+    // SAFETY: as above, paired with the enter.
+    unsafe { bindings::lockdep_reclaim_exit() };
+}
+
+/// Creates an [`IntervalNotifier`] whose state lock has a lock class of its
+/// own, named after the call site (as [`new_mutex!`](crate::new_mutex)
+/// does); arguments as [`IntervalNotifier::new`].
+#[macro_export]
+macro_rules! new_interval_notifier {
+    ($mm:expr, $start:expr, $len:expr, $ops:expr, $state:expr $(,)?) => {
+        $crate::mm::mmu_notifier::IntervalNotifier::new_with_class(
+            $mm,
+            $start,
+            $len,
+            $ops,
+            $state,
+            $crate::optional_name!(),
+            $crate::static_lock_class!(),
+        )
+    };
+}
+pub use new_interval_notifier;
+
+/// The lock class shared by notifiers made with [`IntervalNotifier::new`],
+/// and its name.
 ///
 /// Not inside the generic `IntervalNotifier::new`: there the class key would
 /// exist once but the name literal once per crate that instantiates it, and
@@ -198,6 +260,9 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
     /// }
     /// let n = IntervalNotifier::new(mm, start, len, Mirror, DevicePageTables::new())?;
     /// ```
+    ///
+    /// The state locks of all notifiers made this way share one lock
+    /// class; [`new_interval_notifier!`] gives a call site its own.
     pub fn new(
         mm: &MmWithUser,
         start: usize,
@@ -205,14 +270,38 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
         ops: T,
         state: impl PinInit<T::State>,
     ) -> Result<Arc<Self>> {
+        Self::new_with_class(
+            mm,
+            start,
+            len,
+            ops,
+            state,
+            STATE_LOCK_NAME,
+            state_lock_class(),
+        )
+    }
+
+    /// [`Self::new`] with the state lock in class `key`, named `name` (see
+    /// [`new_interval_notifier!`]). The state lock is primed for lockdep as
+    /// taken in reclaim ([`annotate_reclaim`]), which it is: nothing may be
+    /// allocated under it.
+    pub fn new_with_class(
+        mm: &MmWithUser,
+        start: usize,
+        len: usize,
+        ops: T,
+        state: impl PinInit<T::State>,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> Result<Arc<Self>> {
         if len == 0 || start.checked_add(len).is_none() {
             return Err(EINVAL);
         }
         let (c_start, c_len) = (start as c_ulong, len as c_ulong);
-        Arc::pin_init(
+        let n = Arc::pin_init(
             try_pin_init!(&this in Self {
                 notifier: Opaque::zeroed(),
-                state <- Mutex::new(state, STATE_LOCK_NAME, state_lock_class()),
+                state <- Mutex::new(state, name, key),
                 ops,
                 start,
                 len,
@@ -233,7 +322,9 @@ impl<T: IntervalNotifierOps> IntervalNotifier<T> {
                 },
             }),
             GFP_KERNEL,
-        )
+        )?;
+        annotate_reclaim(|| drop(n.state.lock()));
+        Ok(n)
     }
 
     pub(crate) fn raw(&self) -> *mut bindings::mmu_interval_notifier {

@@ -27,11 +27,12 @@ use crate::{
     ffi::{c_ulong, c_void},
     mm::{
         migrate::{alloc_locked_folio, migrate_pfn_of, MigrateVma, Select},
+        mmu_notifier::PgmapOwner,
         virt::VmaRef,
     },
     page::{BorrowedPage, Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::Arc,
+    sync::{new_mutex, Arc, Mutex},
     types::Opaque,
 };
 use core::ptr::NonNull;
@@ -163,14 +164,17 @@ pub struct Pagemap<T: PagemapOps> {
     #[pin]
     data: T,
     region: Region,
-    owner: *mut c_void,
+    owner: PgmapOwner,
+    /// Held from the check that a range is free to the folio's
+    /// initialisation: two callers cannot both make a folio of one range.
+    #[pin]
+    init_lock: Mutex<()>,
     #[pin]
     pgmap: Opaque<bindings::dev_pagemap>,
 }
 
-// SAFETY: `owner` is a token that is only compared, never dereferenced; the
-// rest is owned data of `Send` types and the kernel's pagemap, usable from
-// any thread.
+// SAFETY: the fields are owned data of `Send` types (`T`, the region, the
+// owner token) and the kernel's pagemap, which is usable from any thread.
 unsafe impl<T: PagemapOps> Send for Pagemap<T> {}
 // SAFETY: as for `Send`; shared access only reads immutable fields or goes
 // through `T: Sync`.
@@ -190,14 +194,14 @@ impl<T: PagemapOps> Pagemap<T> {
     pub fn new(
         name: &'static CStr,
         size: usize,
-        owner: *mut c_void,
+        owner: PgmapOwner,
         data: impl PinInit<T, Error>,
     ) -> Result<Arc<Self>> {
         if size == 0 || size % (PAGE_SIZE << PMD_ORDER) != 0 {
             return Err(EINVAL);
         }
         let region = Region::request(size, name)?;
-        let owner_token = owner;
+        let owner_token = owner.as_ptr();
         let range = bindings::range {
             start: region.start,
             end: region.start + region.size - 1,
@@ -207,6 +211,7 @@ impl<T: PagemapOps> Pagemap<T> {
                 data <- data,
                 region,
                 owner,
+                init_lock <- new_mutex!(()),
                 pgmap <- Opaque::try_ffi_init(move |slot: *mut bindings::dev_pagemap| {
                     // SAFETY: `slot` is valid for writes and pinned; a zeroed
                     // pagemap is what `memremap_pages` expects to fill in.
@@ -237,7 +242,7 @@ impl<T: PagemapOps> Pagemap<T> {
     }
 
     /// The owner token given to [`Self::new`].
-    pub fn owner(&self) -> *mut c_void {
+    pub fn owner(&self) -> PgmapOwner {
         self.owner
     }
 
@@ -275,7 +280,9 @@ impl<T: PagemapOps> Pagemap<T> {
     /// Turns the free device memory at `offset` (`PAGE_SIZE << order`
     /// bytes, aligned to its size) into a new folio, locked and with one
     /// reference. The driver's allocator decides what is free; this fails
-    /// with `EBUSY` if a page of it is still in use.
+    /// with `EBUSY` if a page of it is still in use, also when another
+    /// thread made a folio of it first (the check and the initialisation
+    /// are one step under the pagemap's lock).
     pub fn init_folio(&self, offset: u64, order: u32) -> Result<DeviceFolio<'_>> {
         if order != 0 && order != PMD_ORDER {
             return Err(EINVAL);
@@ -285,6 +292,7 @@ impl<T: PagemapOps> Pagemap<T> {
             return Err(EINVAL);
         }
         let pfn = self.first_pfn() + (offset >> PAGE_SHIFT) as usize;
+        let _init = self.init_lock.lock();
         for i in 0..1usize << order {
             // SAFETY: `pfn + i` is in our range, which has `struct page`s. A
             // page of a folio in use has a referenced head; a page of a
@@ -624,8 +632,8 @@ impl Drop for DeviceFolio<'_> {
 mod tests {
     use super::*;
     use crate::mm::hmm::{
-        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, Range,
-        Request,
+        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, HmmPage,
+        Range, Request,
     };
     use crate::mm::migrate::copy_page;
     use crate::mm::mmu_notifier::{IntervalNotifierOps, NotifierRange};
@@ -718,7 +726,7 @@ mod tests {
         let pm = Pagemap::new(
             c"rust_kernel_pagemap",
             PAGES * PAGE_SIZE,
-            OWNER as *mut c_void,
+            PgmapOwner::new(OWNER as *const c_void),
             TestVram::new(stats.clone()),
         )?;
         Ok((stats, pm))
@@ -786,7 +794,10 @@ mod tests {
         r.set_device_private_owner(pm.owner());
         r.fault(0)?;
         Ok(r.pages()
-            .filter(|p| p.is_valid() && pm.offset_of_pfn(p.pfn()).is_some())
+            .filter(|p| match p.page() {
+                Some(HmmPage::DevicePrivate(d)) => pm.offset_of_pfn(d.pfn()).is_some(),
+                _ => false,
+            })
             .count())
     }
 

@@ -34,7 +34,7 @@ use kernel::{
         Mm,
         MmWithUser, //
     },
-    new_mutex,
+    new_interval_notifier, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -134,7 +134,7 @@ impl Svm {
             {
                 return Err(EEXIST);
             }
-            let n = SvmNotifier::new(
+            let n = new_interval_notifier!(
                 mm,
                 start as usize,
                 len as usize,

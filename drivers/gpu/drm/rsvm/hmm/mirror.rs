@@ -15,6 +15,7 @@ use kernel::{
     },
     mm::{
         hmm::{
+            HmmPage,
             PfnBuf,
             Range,
             Request, //
@@ -172,10 +173,13 @@ impl Pass<'_, '_> {
         let mut wrote = false;
         for (i, p) in self.range.pages().enumerate() {
             let va = self.start + (i * PAGE_SIZE) as u64;
-            if !p.is_valid() {
+            // Only system memory is mirrored (rsvm registers no device
+            // memory yet, and names no owner: HMM migrates other devices'
+            // pages back to RAM first).
+            let Some(HmmPage::System(page)) = p.page() else {
                 continue;
-            }
-            let pa = (p.pfn() as u64) << 12;
+            };
+            let pa = page.phys_addr();
             let Some(f) = self.fault.filter(|f| f.page == va) else {
                 // A neighbour: mirror it read-only unless already mapped.
                 if !tables.is_mapped(va) {

@@ -13,6 +13,7 @@ use kernel::{
         Bound,
         Device, //
     },
+    mm::mmu_notifier::annotate_reclaim,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -53,14 +54,18 @@ impl AddressSpace {
     ) -> Result<Arc<Self>> {
         let tables = PageTables::new(dev, count)?;
         let pdb = tables.pdb();
-        Arc::pin_init(
+        let aspace = Arc::pin_init(
             try_pin_init!(Self {
                 tlb: tlb.clone(),
                 pdb,
                 tables <- new_mutex!(tables),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // MMU notifiers take the page-table lock in reclaim: lockdep is to
+        // report any allocation under it, not trust that there is none.
+        annotate_reclaim(|| drop(aspace.tables.lock()));
+        Ok(aspace)
     }
 
     /// Page directory base, for instance blocks and targeted invalidates.
