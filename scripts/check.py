@@ -54,6 +54,11 @@ def lints():
                         "--config-path", os.path.join(KSRC, ".rustfmt.toml"), *driver],
                        capture_output=True, text=True)
     record("lint/rustfmt-kernel", p.returncode == 0, p.stdout[:2000])
+    # The kernel's vertical import layout (coding-guidelines.rst), which
+    # rustfmt keeps but does not make.
+    p = subprocess.run([os.path.join(TOP, "scripts", "vertical-imports.py"), "--check", *driver],
+                       capture_output=True, text=True)
+    record("lint/vertical-imports", p.returncode == 0, p.stdout[:2000])
     p = subprocess.run(["cargo", "fmt", "--all", "--check"], cwd=TOP, capture_output=True, text=True)
     record("lint/rustfmt-crates", p.returncode == 0, p.stdout[:2000])
     p = subprocess.run(["cargo", "clippy", "--quiet", "--release", "--workspace", "--all-targets", "--",

@@ -16,16 +16,24 @@
 use crate::{
     alloc::KVVec,
     bindings,
-    error::{to_result, Result},
+    error::{
+        to_result,
+        Result, //
+    },
     ffi::c_ulong,
     mm::{
-        mmu_notifier::{IntervalNotifier, IntervalNotifierOps, PgmapOwner, ReadSeq},
+        mmu_notifier::{
+            IntervalNotifier,
+            IntervalNotifierOps,
+            PgmapOwner,
+            ReadSeq, //
+        },
         virt::VmaRef,
-        MmWithUser,
+        MmWithUser, //
     },
     page::PAGE_SIZE,
     prelude::*,
-    time::Jiffies,
+    time::Jiffies, //
 };
 
 /// What a device needs of one page.
@@ -427,7 +435,10 @@ pub(crate) fn kunit_notifier<T: IntervalNotifierOps>(
 /// Writes `data` to the current KUnit test's user memory at `addr`.
 #[cfg(CONFIG_KUNIT)]
 pub(crate) fn kunit_write_user(addr: usize, data: &[u8]) -> Result {
-    use crate::uaccess::{UserPtr, UserSlice};
+    use crate::uaccess::{
+        UserPtr,
+        UserSlice, //
+    };
     UserSlice::new(UserPtr::from_addr(addr), data.len())
         .writer()
         .write_slice(data)
@@ -436,7 +447,10 @@ pub(crate) fn kunit_write_user(addr: usize, data: &[u8]) -> Result {
 /// Reads the current KUnit test's user memory at `addr` into `out`.
 #[cfg(CONFIG_KUNIT)]
 pub(crate) fn kunit_read_user(addr: usize, out: &mut [u8]) -> Result {
-    use crate::uaccess::{UserPtr, UserSlice};
+    use crate::uaccess::{
+        UserPtr,
+        UserSlice, //
+    };
     UserSlice::new(UserPtr::from_addr(addr), out.len())
         .reader()
         .read_slice(out)
@@ -445,7 +459,10 @@ pub(crate) fn kunit_read_user(addr: usize, out: &mut [u8]) -> Result {
 #[macros::kunit_tests(rust_kernel_hmm)]
 mod tests {
     use super::*;
-    use crate::mm::mmu_notifier::{Event, NotifierRange};
+    use crate::mm::mmu_notifier::{
+        Event,
+        NotifierRange, //
+    };
 
     fn user_map(pages: usize) -> Result<usize> {
         kunit_user_map(pages)

@@ -17,17 +17,37 @@
 //! C header: [`include/linux/migrate.h`](srctree/include/linux/migrate.h)
 
 #[cfg(CONFIG_DEVICE_PRIVATE)]
-use crate::mm::pagemap::{DeviceFolio, Pagemap, PagemapOps};
+use crate::mm::pagemap::{
+    DeviceFolio,
+    Pagemap,
+    PagemapOps, //
+};
 use crate::{
     alloc::KVVec,
     bindings,
-    error::{to_result, Result},
-    ffi::{c_ulong, c_void},
-    mm::{mmu_notifier::PgmapOwner, virt::VmaRef},
-    page::{BorrowedPage, Page, PAGE_SIZE},
-    prelude::*,
+    error::{
+        to_result,
+        Result, //
+    },
+    ffi::{
+        c_ulong,
+        c_void, //
+    },
+    mm::{
+        mmu_notifier::PgmapOwner,
+        virt::VmaRef, //
+    },
+    page::{
+        BorrowedPage,
+        Page,
+        PAGE_SIZE, //
+    },
+    prelude::*, //
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
 
 /// Which pages a session collects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,10 +478,21 @@ impl<S> Drop for MigrateVma<'_, S> {
 mod tests {
     use super::*;
     use crate::mm::hmm::{
-        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, HmmPage,
-        Range, Request,
+        kunit_notifier,
+        kunit_read_user,
+        kunit_user_map,
+        kunit_with_vma,
+        kunit_write_user,
+        HmmPage,
+        Range,
+        Request, //
     };
-    use crate::mm::mmu_notifier::{Event, IntervalNotifier, IntervalNotifierOps, NotifierRange};
+    use crate::mm::mmu_notifier::{
+        Event,
+        IntervalNotifier,
+        IntervalNotifierOps,
+        NotifierRange, //
+    };
 
     /// Counts migrations whose owner is `OWNER`.
     struct MigrateCounter;

@@ -17,12 +17,23 @@
 
 use crate::{
     bindings,
-    error::{to_result, Result},
-    ffi::{c_ulong, c_void},
+    error::{
+        to_result,
+        Result, //
+    },
+    ffi::{
+        c_ulong,
+        c_void, //
+    },
     mm::MmWithUser,
     prelude::*,
-    sync::{Arc, LockClassKey, Mutex, MutexGuard},
-    types::Opaque,
+    sync::{
+        Arc,
+        LockClassKey,
+        Mutex,
+        MutexGuard, //
+    },
+    types::Opaque, //
 };
 use core::ptr::addr_of;
 

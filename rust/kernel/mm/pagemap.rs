@@ -23,17 +23,37 @@
 use crate::{
     alloc::KVec,
     bindings,
-    error::{from_err_ptr, Result},
-    ffi::{c_ulong, c_void},
-    mm::{
-        migrate::{alloc_locked_folio, migrate_pfn_of, MigrateVma, Select},
-        mmu_notifier::PgmapOwner,
-        virt::VmaRef,
+    error::{
+        from_err_ptr,
+        Result, //
     },
-    page::{BorrowedPage, Page, PAGE_SHIFT, PAGE_SIZE},
+    ffi::{
+        c_ulong,
+        c_void, //
+    },
+    mm::{
+        migrate::{
+            alloc_locked_folio,
+            migrate_pfn_of,
+            MigrateVma,
+            Select, //
+        },
+        mmu_notifier::PgmapOwner,
+        virt::VmaRef, //
+    },
+    page::{
+        BorrowedPage,
+        Page,
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
     prelude::*,
-    sync::{new_mutex, Arc, Mutex},
-    types::Opaque,
+    sync::{
+        new_mutex,
+        Arc,
+        Mutex, //
+    },
+    types::Opaque, //
 };
 use core::ptr::NonNull;
 
@@ -632,13 +652,28 @@ impl Drop for DeviceFolio<'_> {
 mod tests {
     use super::*;
     use crate::mm::hmm::{
-        kunit_notifier, kunit_read_user, kunit_user_map, kunit_with_vma, kunit_write_user, HmmPage,
-        Range, Request,
+        kunit_notifier,
+        kunit_read_user,
+        kunit_user_map,
+        kunit_with_vma,
+        kunit_write_user,
+        HmmPage,
+        Range,
+        Request, //
     };
     use crate::mm::migrate::copy_page;
-    use crate::mm::mmu_notifier::{IntervalNotifierOps, NotifierRange};
-    use crate::sync::{new_spinlock, SpinLock};
-    use core::sync::atomic::{AtomicUsize, Ordering};
+    use crate::mm::mmu_notifier::{
+        IntervalNotifierOps,
+        NotifierRange, //
+    };
+    use crate::sync::{
+        new_spinlock,
+        SpinLock, //
+    };
+    use core::sync::atomic::{
+        AtomicUsize,
+        Ordering, //
+    };
 
     /// Pages of the test's "device memory".
     const PAGES: usize = 1024;

@@ -3,12 +3,22 @@
 //! PCI probe and the DRM driver.
 
 use kernel::{
-    device::{Core, DeviceContext},
-    dma::{Device as _, DmaMask},
-    drm::{self, gem, ioctl},
+    device::{
+        Core,
+        DeviceContext, //
+    },
+    dma::{
+        Device as _,
+        DmaMask, //
+    },
+    drm::{
+        self,
+        gem,
+        ioctl, //
+    },
     pci,
     prelude::*,
-    sync::Arc,
+    sync::Arc, //
 };
 
 use crate::{
@@ -16,7 +26,10 @@ use crate::{
     file::File,
     gem::RsvmObject,
     gpu::Gpu,
-    irq::{self, Msix},
+    irq::{
+        self,
+        Msix, //
+    }, //
 };
 
 /// PCI device ID of the GV100-subset model (vendor `PCI_VENDOR_ID_RSVM`).

@@ -29,12 +29,13 @@ use kernel::{
         register::Array,
         Io, //
     },
-    new_mutex, pci,
+    new_mutex,
+    pci,
     prelude::*,
     sync::{
         Arc,
         Mutex, //
-    },
+    }, //
 };
 
 use crate::{
@@ -48,7 +49,7 @@ use crate::{
         GpuFault,
         Vm,
         VmFifo, //
-    },
+    }, //
 };
 
 /// Entries per buffer.

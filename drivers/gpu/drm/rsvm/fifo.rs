@@ -29,7 +29,7 @@ use kernel::{
         Arc,
         Mutex, //
     },
-    uapi,
+    uapi, //
 };
 
 use crate::{
@@ -41,7 +41,7 @@ use crate::{
     regs::{
         self,
         Target, //
-    },
+    }, //
 };
 
 pub(crate) mod channel;

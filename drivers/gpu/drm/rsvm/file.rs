@@ -7,14 +7,28 @@
 //! checked before anything changes.
 
 use kernel::{
-    drm::{self, Registered},
+    drm::{
+        self,
+        Registered, //
+    },
     mm::MmWithUser,
     new_mutex,
     prelude::*,
-    sync::{aref::ARef, atomic::Relaxed, Arc, Mutex},
-    time::{msecs_to_jiffies, Jiffies},
-    uaccess::{UserPtr, UserSlice},
-    uapi,
+    sync::{
+        aref::ARef,
+        atomic::Relaxed,
+        Arc,
+        Mutex, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Jiffies, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi, //
 };
 
 use crate::{
@@ -23,12 +37,13 @@ use crate::{
         RsvmDriver,
         RsvmRegData, //
     },
-    fifo, mmu,
+    fifo,
+    mmu,
     vm::{
         layout,
         Channel,
         Vm, //
-    },
+    }, //
 };
 
 /// Channels one file may have.

@@ -5,9 +5,15 @@
 //! rsvm's memory model is SVM: the GPU uses the process's own pages, so no
 //! ioctl creates buffer objects yet. The DRM core still needs an object type.
 
-use kernel::{drm::gem, prelude::*};
+use kernel::{
+    drm::gem,
+    prelude::*, //
+};
 
-use crate::driver::{RsvmDevice, RsvmDriver};
+use crate::driver::{
+    RsvmDevice,
+    RsvmDriver, //
+};
 
 /// Driver data of a GEM object.
 #[pin_data]

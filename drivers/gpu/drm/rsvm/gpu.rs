@@ -29,7 +29,7 @@ use kernel::{
         Arc, //
     },
     time::Delta,
-    uapi,
+    uapi, //
 };
 
 use crate::{
@@ -54,7 +54,7 @@ use crate::{
     vm::{
         self,
         VmFifo, //
-    },
+    }, //
 };
 
 /// Units of `NV_PMC_INTR(0)` this driver services.

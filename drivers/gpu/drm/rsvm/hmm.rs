@@ -34,7 +34,8 @@ use kernel::{
         Mm,
         MmWithUser, //
     },
-    new_interval_notifier, new_mutex,
+    new_interval_notifier,
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -45,7 +46,7 @@ use kernel::{
         },
         Arc,
         Mutex, //
-    },
+    }, //
 };
 
 use crate::mmu::{

@@ -4,10 +4,14 @@
 
 use kernel::{
     device::Bound,
-    irq::{self, IrqReturn, ThreadedIrqReturn},
+    irq::{
+        self,
+        IrqReturn,
+        ThreadedIrqReturn, //
+    },
     pci,
     prelude::*,
-    sync::Arc,
+    sync::Arc, //
 };
 
 use crate::gpu::Gpu;

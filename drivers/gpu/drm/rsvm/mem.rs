@@ -31,7 +31,7 @@ use kernel::{
     transmute::{
         AsBytes,
         FromBytes, //
-    },
+    }, //
 };
 
 /// `N` words of type `W` of zeroed, page-aligned, DMA-coherent memory.

@@ -30,7 +30,7 @@ use kernel::{
         },
         Arc,
         Mutex, //
-    },
+    }, //
 };
 
 use crate::mem::Qwords;

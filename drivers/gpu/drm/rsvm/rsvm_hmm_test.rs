@@ -14,18 +14,44 @@
 
 use kernel::{
     fs::File,
-    ioctl::{_IOR, _IOW, _IOWR},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    ioctl::{
+        _IOR,
+        _IOW,
+        _IOWR, //
+    },
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
     mm::{
-        hmm::{Range, Request},
-        mmu_notifier::{Event, IntervalNotifier, IntervalNotifierOps, NotifierRange, ReadSeq},
+        hmm::{
+            Range,
+            Request, //
+        },
+        mmu_notifier::{
+            Event,
+            IntervalNotifier,
+            IntervalNotifierOps,
+            NotifierRange,
+            ReadSeq, //
+        }, //
     },
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, Mutex},
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
+    sync::{
+        Arc,
+        Mutex, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 module! {

@@ -31,7 +31,9 @@ use kernel::{
         mmu_notifier::ReadSeq,
         MmWithUser, //
     },
-    new_mutex, new_spinlock, new_work,
+    new_mutex,
+    new_spinlock,
+    new_work,
     prelude::*,
     sync::{
         atomic::{
@@ -50,7 +52,7 @@ use kernel::{
         self,
         Work,
         WorkItem, //
-    },
+    }, //
 };
 
 use crate::{
@@ -72,7 +74,7 @@ use crate::{
         AddressSpace,
         PtCount,
         PtPool, //
-    },
+    }, //
 };
 
 pub(crate) mod layout;

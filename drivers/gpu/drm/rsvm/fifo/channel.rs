@@ -34,7 +34,7 @@ use kernel::{
         msecs_to_jiffies,
         Jiffies, //
     },
-    uapi,
+    uapi, //
 };
 
 use super::{
@@ -57,7 +57,7 @@ use crate::{
     regs::{
         self,
         Target, //
-    },
+    }, //
 };
 
 /// Offsets inside a channel's window.

@@ -10,14 +10,15 @@
 //! interrupt handler; the FIFO mutex is never taken under them.
 
 use kernel::{
-    new_condvar, new_spinlock_irq,
+    new_condvar,
+    new_spinlock_irq,
     prelude::*,
     sync::{
         CondVar,
         CondVarTimeoutResult,
         SpinLockIrq, //
     },
-    time::Jiffies,
+    time::Jiffies, //
 };
 
 use super::NUM_CHANNELS;

@@ -20,11 +20,11 @@ use kernel::{
             Range,
             Request, //
         },
-        mmu_notifier::ReadSeq,
+        mmu_notifier::ReadSeq, //
     },
     page::PAGE_SIZE,
     prelude::*,
-    time::msecs_to_jiffies,
+    time::msecs_to_jiffies, //
 };
 
 use super::{
@@ -32,7 +32,7 @@ use super::{
         SvmNotifier,
         SvmRange, //
     },
-    Svm,
+    Svm, //
 };
 use crate::mmu::{
     Garbage,

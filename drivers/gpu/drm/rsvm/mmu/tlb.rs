@@ -17,7 +17,7 @@ use kernel::{
     sync::{
         Arc,
         SpinLock, //
-    },
+    }, //
 };
 
 pub(crate) use crate::regs::Replay;
@@ -29,7 +29,7 @@ use crate::{
     regs::{
         self,
         PdbAperture, //
-    },
+    }, //
 };
 
 /// Highest address a register-path cancel can name: `UPPER_VADDR` holds

@@ -33,7 +33,7 @@ use crate::{
     mmu::{
         self,
         PageSize, //
-    },
+    }, //
 };
 
 /// Virtual address bits of a GPU address space.
