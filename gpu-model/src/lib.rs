@@ -26,6 +26,3 @@ pub mod pci;
 pub mod regs;
 pub mod timing;
 pub mod vram;
-
-#[cfg(test)]
-mod channel_tests;
