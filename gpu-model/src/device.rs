@@ -10,8 +10,8 @@ use crate::dma::DmaMap;
 use crate::fault::FaultUnit;
 use crate::fifo::{Env, Events, Fifo};
 use crate::irq::Msix;
-use crate::mem::{GpuMem, PhysAddr};
-use crate::mmu::{InvalidateScope, Pdb, Tlb, SZ_4K};
+use crate::mem::GpuMem;
+use crate::mmu::{InvalidateRegs, Tlb};
 use crate::regs::*;
 use crate::vram::Vram;
 
@@ -36,8 +36,8 @@ struct State {
     /// First access to an unimplemented register since the last clear:
     /// offset, and whether it was a write.
     pri_error: Option<(u64, bool)>,
-    /// MMU invalidate registers: VADDR, PDB, UPPER_VADDR, UPPER_PDB.
-    inval: [u32; 4],
+    /// The MMU's register-path invalidate.
+    inval: InvalidateRegs,
     /// Enabled interrupts already signalled and not yet cleared (tree 0 in
     /// the low word, tree 1 high): MSI-X is edge-triggered, so only a newly
     /// pending bit sends a message.
@@ -59,7 +59,7 @@ impl Default for State {
             tlb: Tlb::default(),
             clock_ns: 0,
             pri_error: None,
-            inval: [0; 4],
+            inval: InvalidateRegs::default(),
             signalled: 0,
             swintr: false,
             scratch: [0; NV_PBUS_SW_SCRATCH_COUNT as usize],
@@ -311,15 +311,13 @@ impl Gpu {
         if let Some(v) = st.boot.read(offset) {
             return v;
         }
+        if let Some(v) = st.inval.read(offset) {
+            return v;
+        }
         match offset {
             NV_PMC_INTR_1 => st.nonstall,
             NV_PMC_INTR_EN_1 => st.nonstall_en,
             NV_PFB_PRI_MMU_CTRL => MMU_CTRL_PRI_FIFO_EMPTY | (0x10 << 16),
-            NV_PFB_PRI_MMU_INVALIDATE_VADDR => st.inval[0],
-            NV_PFB_PRI_MMU_INVALIDATE_PDB => st.inval[1],
-            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => st.inval[2],
-            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => st.inval[3],
-            NV_PFB_PRI_MMU_INVALIDATE => 0, // TRIGGER reads back clear: done
             _ => self.bar0_read_pmc(&mut st, offset),
         }
     }
@@ -383,46 +381,25 @@ impl Gpu {
             self.work.notify_all();
             return;
         }
-        match offset {
-            NV_PMC_INTR_1 => st.nonstall &= !value,
-            NV_PMC_INTR_EN_SET_1 => st.nonstall_en |= value,
-            NV_PMC_INTR_EN_CLEAR_1 => st.nonstall_en &= !value,
-            NV_PFB_PRI_MMU_INVALIDATE_VADDR => st.inval[0] = value,
-            NV_PFB_PRI_MMU_INVALIDATE_PDB => st.inval[1] = value,
-            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => st.inval[2] = value & 0xf_ffff,
-            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => st.inval[3] = value & 0xf_ffff,
-            NV_PFB_PRI_MMU_INVALIDATE if value & (1 << 31) != 0 => {
-                let [va, pdb, uva, updb] = st.inval;
-                let pdb = Pdb(PhysAddr {
-                    aperture: if pdb & 2 != 0 {
-                        crate::mem::Aperture::SysCoherent
-                    } else {
-                        crate::mem::Aperture::Video
-                    },
-                    addr: ((u64::from(updb) << 28) | u64::from(pdb >> 4)) << 12,
-                });
-                let va = ((u64::from(uva) << 28) | u64::from(va >> 4)) << 12;
-                let scope = match (value & 1 != 0, value & 2 != 0) {
-                    (true, true) => InvalidateScope::All,
-                    (true, false) => InvalidateScope::Pdb(pdb),
-                    (false, all_pdb) => InvalidateScope::Range {
-                        pdb: (!all_pdb).then_some(pdb),
-                        va,
-                        size: SZ_4K,
-                    },
-                };
-                st.tlb.invalidate(scope);
-                // REPLAY (5:3): replay or cancel stalled accesses.
-                let replay = (value >> 3) & 7;
-                if replay != 0 {
-                    let scope = (value & 2 == 0).then_some(pdb);
+        if let Some(triggered) = st.inval.write(offset, value) {
+            if let Some(inv) = triggered {
+                st.tlb.invalidate(inv.scope);
+                // REPLAY: replay or cancel stalled accesses.
+                if inv.replay != 0 {
                     let mem = self.mem();
-                    if let Err(e) = st.fifo.replay(replay, va, 7, scope, &mem) {
+                    if let Err(e) = st.fifo.replay(inv.replay, inv.va, 7, inv.replay_pdb, &mem) {
                         log::warn!("MMU_INVALIDATE: bad REPLAY value ({e:?})");
                     }
                     self.work.notify_all();
                 }
             }
+            self.update_interrupt(&mut st);
+            return;
+        }
+        match offset {
+            NV_PMC_INTR_1 => st.nonstall &= !value,
+            NV_PMC_INTR_EN_SET_1 => st.nonstall_en |= value,
+            NV_PMC_INTR_EN_CLEAR_1 => st.nonstall_en &= !value,
             _ => self.bar0_write_pmc(&mut st, offset, value),
         }
         self.update_interrupt(&mut st);

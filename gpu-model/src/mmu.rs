@@ -276,6 +276,91 @@ pub enum InvalidateScope {
     },
 }
 
+/// The register-path invalidate (`NV_PFB_PRI_MMU_INVALIDATE*`,
+/// `pri_mmu_hub.ref`): four address registers, then a trigger.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InvalidateRegs {
+    vaddr: u32,
+    pdb: u32,
+    upper_vaddr: u32,
+    upper_pdb: u32,
+}
+
+/// What a triggered invalidate asks for: the TLB scope, and the `REPLAY`
+/// field (5:3) with the address and address space a replay or cancel names
+/// (`None`: every address space, `ALL_PDB`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invalidate {
+    pub scope: InvalidateScope,
+    pub replay: u32,
+    pub va: u64,
+    pub replay_pdb: Option<Pdb>,
+}
+
+impl InvalidateRegs {
+    /// A read of one of the registers.
+    pub fn read(&self, off: u64) -> Option<u32> {
+        use crate::regs::*;
+        Some(match off {
+            NV_PFB_PRI_MMU_INVALIDATE_VADDR => self.vaddr,
+            NV_PFB_PRI_MMU_INVALIDATE_PDB => self.pdb,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => self.upper_vaddr,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => self.upper_pdb,
+            // TRIGGER reads back clear: the invalidate is done.
+            NV_PFB_PRI_MMU_INVALIDATE => 0,
+            _ => return None,
+        })
+    }
+
+    /// A write: `None` if the offset is not one of the registers,
+    /// `Some(None)` if it only stored a value, `Some(Some(_))` if it
+    /// triggered an invalidate.
+    pub fn write(&mut self, off: u64, value: u32) -> Option<Option<Invalidate>> {
+        use crate::regs::*;
+        match off {
+            NV_PFB_PRI_MMU_INVALIDATE_VADDR => self.vaddr = value,
+            NV_PFB_PRI_MMU_INVALIDATE_PDB => self.pdb = value,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR => self.upper_vaddr = value & 0xf_ffff,
+            NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB => self.upper_pdb = value & 0xf_ffff,
+            NV_PFB_PRI_MMU_INVALIDATE if value & (1 << 31) != 0 => {
+                return Some(Some(self.trigger(value)));
+            }
+            NV_PFB_PRI_MMU_INVALIDATE => {}
+            _ => return None,
+        }
+        Some(None)
+    }
+
+    /// Decodes a trigger write: `ALL_VA` 0, `ALL_PDB` 1, `REPLAY` 5:3.
+    fn trigger(&self, value: u32) -> Invalidate {
+        let pdb = Pdb(PhysAddr {
+            aperture: if self.pdb & 2 != 0 {
+                Aperture::SysCoherent
+            } else {
+                Aperture::Video
+            },
+            addr: ((u64::from(self.upper_pdb) << 28) | u64::from(self.pdb >> 4)) << 12,
+        });
+        let va = ((u64::from(self.upper_vaddr) << 28) | u64::from(self.vaddr >> 4)) << 12;
+        let all_pdb = value & 2 != 0;
+        let scope = match (value & 1 != 0, all_pdb) {
+            (true, true) => InvalidateScope::All,
+            (true, false) => InvalidateScope::Pdb(pdb),
+            (false, all_pdb) => InvalidateScope::Range {
+                pdb: (!all_pdb).then_some(pdb),
+                va,
+                size: SZ_4K,
+            },
+        };
+        Invalidate {
+            scope,
+            replay: (value >> 3) & 7,
+            va,
+            replay_pdb: (!all_pdb).then_some(pdb),
+        }
+    }
+}
+
 /// A multiplicative hasher for the TLB's keys (a few integers): SipHash's
 /// resistance to crafted keys buys nothing here and costs a third of a 4 KiB
 /// copy's time.
@@ -545,6 +630,65 @@ pub mod builder {
 mod tests {
     use super::encode::*;
     use super::*;
+
+    #[test]
+    fn register_invalidate_decodes_pdb_address_and_scope() {
+        use crate::regs::*;
+        let mut r = InvalidateRegs::default();
+        let pdb = 0x12_3456_7000u64;
+        let va = 0x7f_1234_5000u64;
+        assert_eq!(
+            r.write(
+                NV_PFB_PRI_MMU_INVALIDATE_PDB,
+                (((pdb >> 12) as u32) << 4) | 2
+            ),
+            Some(None)
+        );
+        assert_eq!(
+            r.write(NV_PFB_PRI_MMU_INVALIDATE_UPPER_PDB, (pdb >> 40) as u32),
+            Some(None)
+        );
+        assert_eq!(
+            r.write(NV_PFB_PRI_MMU_INVALIDATE_VADDR, ((va >> 12) as u32) << 4),
+            Some(None)
+        );
+        assert_eq!(
+            r.write(NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR, (va >> 40) as u32),
+            Some(None)
+        );
+        assert_eq!(
+            r.read(NV_PFB_PRI_MMU_INVALIDATE_UPPER_VADDR),
+            Some((va >> 40) as u32)
+        );
+        let pdb = Pdb(PhysAddr::sys(pdb));
+        // CANCEL_VA_GLOBAL of one page of one address space.
+        let inv = r
+            .write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (5 << 3))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            inv.scope,
+            InvalidateScope::Range {
+                pdb: Some(pdb),
+                va,
+                size: SZ_4K
+            }
+        );
+        assert_eq!((inv.replay, inv.va, inv.replay_pdb), (5, va, Some(pdb)));
+        // ALL_VA | ALL_PDB | REPLAY_START: everything, replayed everywhere.
+        let inv = r
+            .write(NV_PFB_PRI_MMU_INVALIDATE, (1 << 31) | (1 << 3) | 3)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (inv.scope, inv.replay, inv.replay_pdb),
+            (InvalidateScope::All, 1, None)
+        );
+        // A write without TRIGGER does nothing; other offsets are not ours.
+        assert_eq!(r.write(NV_PFB_PRI_MMU_INVALIDATE, 1), Some(None));
+        assert_eq!(r.write(NV_PFB_PRI_MMU_INVALIDATE + 0x100, 1), None);
+        assert_eq!(r.read(NV_PFB_PRI_MMU_INVALIDATE), Some(0));
+    }
     use crate::mem::testing::TestMem;
 
     /// Builds page tables in VRAM: PDB at 0x1000, PDE2 0x2000, PDE1 0x3000,
