@@ -65,6 +65,7 @@ help:
 	@echo "                                             one guest test binary or subtest (~30 s)"
 	@echo "  scripts/vm.py bench                        the guest benchmarks only"
 	@echo "  scripts/imports.py                         the driver's import graph and its cycles"
+	@echo "  scripts/overlay-series.py                  rust/ as an upstream patch series (build/series/)"
 	@echo
 	@echo "Guest logs: build/run/{serial,guest,model,qemu}.log"
 
