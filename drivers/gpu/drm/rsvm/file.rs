@@ -270,11 +270,13 @@ impl File {
             return Err(EINVAL);
         }
         let ch = file.inner().channel(args.channel)?;
+        // One copy from user memory for the whole pushbuffer.
+        let mut bytes = KVec::<u8>::with_capacity(dwords * 4, GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_addr(args.push as usize), dwords * 4)
+            .read_all(&mut bytes, GFP_KERNEL)?;
         let mut push = KVec::<u32>::with_capacity(dwords, GFP_KERNEL)?;
-        let mut reader =
-            UserSlice::new(UserPtr::from_addr(args.push as usize), dwords * 4).reader();
-        for _ in 0..dwords {
-            push.push(reader.read::<u32>()?, GFP_KERNEL)?;
+        for w in bytes.chunks_exact(4) {
+            push.push(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]), GFP_KERNEL)?;
         }
         args.seqno = ch.exec(&push)?;
         Ok(0)
