@@ -204,8 +204,7 @@ static void stress_worker(int id)
 
 			for (size_t i = 0; i < ELEMS; i++)
 				done += out[i] == (i ^ id) * mul + i;
-			fprintf(stderr, "worker %d job %d (channel %u, seqno %llu): wait %d, %zu of %d "
-					"elements written\n",
+			fprintf(stderr, "worker %d job %d (channel %u, seqno %llu): wait %d, %zu of %d elements written\n",
 				id, j, ch, (unsigned long long)seq, ret, done, ELEMS);
 			/* The device's view, in the model's log. */
 			rsvm_bar0_write(RSVM_DEBUG_DUMP, 1);
@@ -630,9 +629,7 @@ igt_main
 		close(fd);
 		fd = -1;
 		r = median(ratio, ROUNDS);
-		igt_info("one-fault job: %.2f ms idle, %.2f ms while another process's fault is "
-			 "parked (medians of %d rounds); parked/idle per round: median %.3f, "
-			 "%.3f to %.3f\n",
+		igt_info("one-fault job: %.2f ms idle, %.2f ms while another process's fault is parked (medians of %d rounds); parked/idle per round: median %.3f, %.3f to %.3f\n",
 			 median(idle, ROUNDS) / 1e6, median(parked, ROUNDS) / 1e6, ROUNDS, r / 1e3,
 			 ratio[0] / 1e3, ratio[ROUNDS - 1] / 1e3);
 		/*

@@ -88,7 +88,7 @@ uint64_t cmdline_u64(const char *key, uint64_t def)
 
 	if (read_file("/proc/cmdline", buf, sizeof(buf)))
 		return def;
-	for (p = strtok(buf, " \n"); p; p = strtok(NULL, " \n"))
+	for (p = strtok(buf, "\n "); p; p = strtok(NULL, "\n "))
 		if (!strncmp(p, key, kl) && p[kl] == '=')
 			return strtoull(p + kl + 1, NULL, 0);
 	return def;
