@@ -58,7 +58,10 @@ use crate::mmu::{
 pub(crate) mod mirror;
 pub(crate) mod range;
 
-use mirror::MirrorBuf;
+use mirror::{
+    FaultPage,
+    MirrorBuf, //
+};
 use range::{
     SvmNotifier,
     SvmRange,
@@ -250,6 +253,6 @@ impl Svm {
         let (rs, re) = (n.start() as u64, (n.start() + n.size()) as u64);
         let s = (page & !(window - 1)).max(rs);
         let e = ((page & !(window - 1)) + window).min(re);
-        self.mirror(None, n, s, e, Some((page, write)), buf)
+        self.mirror(None, n, s, e, Some(FaultPage { page, write }), buf)
     }
 }

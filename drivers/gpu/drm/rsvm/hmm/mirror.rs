@@ -103,11 +103,10 @@ impl Svm {
         n: &SvmNotifier,
         s: u64,
         e: u64,
-        fault: Option<(u64, bool)>,
+        fault: Option<FaultPage>,
         buf: &mut MirrorBuf,
     ) -> Result<ReadSeq> {
         let MirrorBuf { pfns, reserve } = buf;
-        let fault = fault.map(|(page, write)| FaultPage { page, write });
         // The worker is not the process: keep its address space alive.
         let _users = self.mm.mmget_not_zero().ok_or(EFAULT)?;
         let mut range = Range::new_in(n, s as usize, e as usize, Request::Snapshot, pfns)?;
