@@ -1,6 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! PCI probe and the DRM driver.
+//!
+//! Who owns what, from the outside in:
+//!
+//! * [`RsvmPci`] is the PCI driver data, alive while the device is bound:
+//!   the DRM registration, the MSI-X vector and the [`Gpu`].
+//! * [`RsvmRegData`] is what ioctls reach through the registration: the
+//!   [`Gpu`] again (ioctls run only while the device is registered).
+//! * [`Gpu`] is the bound GPU: the fault buffers, the interrupt state and
+//!   the debugfs files, and the reference-counted parts below.
+//! * [`crate::hw::Hw`] (the register file, revocable) and
+//!   [`crate::vm::Shared`] (the host, the TLB unit, the page-table pool)
+//!   outlive the bound scope: open files, their VMs and MMU notifiers hold
+//!   them, and after unbind they touch no hardware.
 
 use kernel::{
     device::{
