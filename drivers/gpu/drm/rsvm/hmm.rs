@@ -182,13 +182,25 @@ impl Svm {
         Ok(())
     }
 
-    /// Runs `f` if no bound range covers `va`, with binds held off until it
-    /// returns; `None` (and `f` not run) if one does. A fault found
-    /// outside every range is failed this way: a range bound meanwhile,
-    /// and a new access at the address, cannot be failed with it.
-    pub(crate) fn while_unbound<R>(&self, va: u64, f: impl FnOnce() -> R) -> Option<R> {
+    /// Runs `f` with binds and unbinds held off, if what covers `va` is
+    /// still `seen`: no range (`None`), or the range with that id, no
+    /// invalidation since that sequence. `None` (and `f` not run) if it is
+    /// not. A fault is failed this way, so that a range bound or a page
+    /// mapped since, and a new access at the address, is not failed with
+    /// it.
+    pub(crate) fn while_unchanged<R>(
+        &self,
+        va: u64,
+        seen: Option<(u64, ReadSeq)>,
+        f: impl FnOnce() -> R,
+    ) -> Option<R> {
         let _binding = self.binding.lock();
-        self.range_at(va).is_none().then(f)
+        let same = match (seen, self.range_at(va)) {
+            (None, None) => true,
+            (Some((id, seq)), Some(n)) => n.ops().id == id && !n.check_retry(seq),
+            _ => false,
+        };
+        same.then(f)
     }
 
     /// The bound range that covers `va`.

@@ -155,9 +155,10 @@ enum Outcome {
     Served,
     /// Not now (no page tables to hand): the access faults again.
     Retry,
-    Failed,
-    /// No bound range covers the page.
-    Unbound,
+    /// Cannot be served, as long as what the decision saw still holds: no
+    /// range covered the page (`None`), or range `id` did, unchanged since
+    /// notifier sequence `seq`.
+    Failed(Option<(u64, ReadSeq)>),
 }
 
 /// A page a batch served.
@@ -344,8 +345,10 @@ impl Vm {
     /// Serves one page of a batch; a served page is recorded in `next`.
     fn serve_page(&self, svc: &mut Service, va: u64, write: bool, fatal: bool) -> Outcome {
         let Some(n) = self.svm.range_at(va) else {
-            return Outcome::Unbound;
+            return Outcome::Failed(None);
         };
+        // What a failure is decided on: this range, unchanged from here.
+        let premise = Some((n.ops().id, n.read_begin()));
         // A repeat: served in the last batch, its range unchanged since.
         let repeats = match svc.seen.binary_search_by_key(&va, |p| p.va) {
             Ok(k) if svc.seen[k].range == n.ops().id && !n.check_retry(svc.seen[k].seq) => {
@@ -354,7 +357,7 @@ impl Vm {
             _ => 1,
         };
         if fatal || repeats > MAX_REPEATS {
-            return Outcome::Failed;
+            return Outcome::Failed(premise);
         }
         match self.svm.handle_fault(&n, va, write, &mut svc.buf) {
             Ok(seq) => {
@@ -367,10 +370,9 @@ impl Vm {
                 Outcome::Served
             }
             Err(e) if e == EAGAIN => Outcome::Retry,
-            // The range went while this fault was served: as if it had
-            // found none (another may cover the page by now).
-            Err(e) if e == ENOENT => Outcome::Unbound,
-            Err(_) => Outcome::Failed,
+            // Unbound while served (`ENOENT`), or no CPU mapping: the
+            // premise is checked before anything is failed.
+            Err(_) => Outcome::Failed(premise),
         }
     }
 
@@ -390,17 +392,20 @@ impl Vm {
                 .iter()
                 .fold((false, false), |(w, x), f| (w | f.write, x | f.fatal));
             let outcome = match self.serve_page(svc, va, write, fatal) {
-                // Failed only while still no range is bound there: these
-                // faults may be stale copies (see `fail`) of an access
-                // served before an unbind, the page bound again since and
-                // a new access waiting at it.
-                Outcome::Unbound => {
+                // Failed only while what the decision saw still holds, and
+                // with binds held off: these faults may be stale copies
+                // (see `fail`) of an access served before the page was
+                // unmapped or unbound, the page mapped and bound again
+                // since, and a new access waiting at it. If anything
+                // changed, the access (if it still waits) faults again
+                // after the replay and is decided anew.
+                Outcome::Failed(premise) => {
                     let batch = &svc.batch[i..i + group];
                     match self
                         .svm
-                        .while_unbound(va, || batch.iter().for_each(|f| self.fail(f)))
+                        .while_unchanged(va, premise, || batch.iter().for_each(|f| self.fail(f)))
                     {
-                        Some(()) => Outcome::Unbound,
+                        Some(()) => Outcome::Failed(premise),
                         None => Outcome::Retry,
                     }
                 }
@@ -410,8 +415,7 @@ impl Vm {
                 let f = svc.batch[k];
                 match (outcome, f.replayable) {
                     // Failed above.
-                    (Outcome::Unbound, _) => {}
-                    (Outcome::Failed, _) => self.fail(&f),
+                    (Outcome::Failed(_), _) => {}
                     (_, true) => replay = true,
                     // Restarted, a non-replayable access runs (and, not
                     // served yet, faults) again.
