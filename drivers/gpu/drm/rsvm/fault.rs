@@ -189,7 +189,7 @@ impl FaultBuffers {
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_LO::try_at(i).ok_or(EINVAL)?,
                     regs::NV_PFB_PRI_MMU_FAULT_BUFFER_LO::zeroed()
                         .try_with_addr((addr as u32) >> 12)?
-                        .with_aperture(regs::FaultBufferAperture::SysMemCoherent)
+                        .with_aperture(regs::Target::SysMemCoherent)
                         .with_physical(true),
                 );
                 bar.write(

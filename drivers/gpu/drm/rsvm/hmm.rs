@@ -122,11 +122,8 @@ impl Svm {
         len: u64,
         populate: bool,
     ) -> Result {
-        let page = PAGE_SIZE as u64;
-        let end = start.checked_add(len).ok_or(EINVAL)?;
-        if start % page != 0 || len % page != 0 || len == 0 {
-            return Err(EINVAL);
-        }
+        // The caller checked the range (`Vm::bind`).
+        let end = start + len;
         let n = {
             let _binding = self.binding.lock();
             if self

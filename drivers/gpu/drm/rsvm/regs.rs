@@ -56,23 +56,14 @@ macro_rules! hw_enum {
 pub(crate) use hw_enum;
 
 hw_enum! {
-    /// Where a host pointer points (`*_TARGET` of runlist, instance and
-    /// USERD pointers).
+    /// Where a pointer points (`*_TARGET` of runlist, instance and USERD
+    /// pointers; a fault buffer's `APERTURE` has the same encoding).
     pub(crate) enum Target: u32, 2 {
         /// Video memory.
         VidMem = 0,
         /// System memory, snooped.
         SysMemCoherent = 2,
         /// System memory, not snooped.
-        SysMemNoncoherent = 3,
-    }
-}
-
-hw_enum! {
-    /// The aperture of a fault buffer (`NV_PFB_PRI_MMU_FAULT_BUFFER_LO`).
-    pub(crate) enum FaultBufferAperture: u32, 2 {
-        VidMem = 0,
-        SysMemCoherent = 2,
         SysMemNoncoherent = 3,
     }
 }
@@ -282,7 +273,7 @@ register! {
     pub(crate) NV_PFB_PRI_MMU_FAULT_BUFFER_LO(u32)[2, stride = 20] @ 0x0010_0e24 {
         /// Address bits 31:12.
         31:12 addr;
-        2:1 aperture ?=> FaultBufferAperture;
+        2:1 aperture ?=> Target;
         /// `ADDR_MODE`: 1 physical, 0 virtual (BAR2).
         0:0 physical => bool;
     }

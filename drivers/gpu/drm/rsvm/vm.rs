@@ -469,6 +469,5 @@ impl Vm {
                 .set_error(chid, uapi::DRM_RSVM_ERROR_FAULT, f.va);
             fifo.disable_channel(chid);
         }
-        drop(st);
     }
 }
