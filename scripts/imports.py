@@ -14,6 +14,8 @@ import os
 import re
 import sys
 
+import rust_use
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRV = os.path.join(TOP, "drivers/gpu/drm/rsvm")
 ROOT = "rsvm_drv.rs"
@@ -43,30 +45,10 @@ def use_paths(src):
     out = []
     src = strip_comments(src)
     for m in re.finditer(r"\buse\s+((?:crate|super)::[^;]*);", src, re.S):
-        out += expand(m.group(1).replace("\n", " "))
+        out += rust_use.paths(rust_use.parse(m.group(1).replace("\n", " ")))
     for m in re.finditer(r"\b((?:crate|super)(?:::\w+)+)", src):
         out.append(m.group(1))
     return out
-
-
-def expand(tree):
-    tree = tree.strip()
-    i = tree.find("{")
-    if i < 0:
-        return [tree.split(" as ")[0].strip()]
-    prefix = tree[:i].rstrip(":").strip()
-    inner = tree[i + 1 : tree.rfind("}")]
-    parts, depth, cur = [], 0, ""
-    for c in inner:
-        if c == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        depth += c == "{"
-        depth -= c == "}"
-        cur += c
-    parts.append(cur)
-    return [p for part in parts if part.strip() for p in expand(prefix + "::" + part.strip())]
 
 
 def resolve(path, here, mods):

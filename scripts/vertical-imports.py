@@ -12,38 +12,9 @@ Run rustfmt (with the kernel's .rustfmt.toml) afterwards.
 import re
 import sys
 
+from rust_use import parse
+
 USE = re.compile(r"^(?P<indent>[ \t]*)(?P<vis>(?:pub(?:\([^)]*\))?\s+)?)use\s+", re.M)
-
-
-def split_top(s):
-    """Splits a comma list at brace depth 0."""
-    parts, depth, cur = [], 0, ""
-    for c in s:
-        if c == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        depth += c == "{"
-        depth -= c == "}"
-        cur += c
-    parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def parse(tree):
-    """A use tree as (path, children or None)."""
-    tree = tree.strip()
-    i = tree.find("{")
-    if i < 0:
-        return (tree, None)
-    prefix = tree[:i].rstrip(":").strip()
-    inner = tree[i + 1 : tree.rfind("}")]
-    kids = [parse(p) for p in split_top(inner)]
-    if len(kids) == 1 and prefix:
-        # `a::{b}` is `a::b`.
-        path, sub = kids[0]
-        return (f"{prefix}::{path}" if path != "self" else prefix, sub)
-    return (prefix, kids)
 
 
 def key(node):
